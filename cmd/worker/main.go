@@ -1,0 +1,58 @@
+// Command worker runs a gatewayq worker: it takes jobs from the realtime,
+// bulk and redrive queues in Redis and runs them against IR's gateway
+// until SIGINT or SIGTERM, then stops taking jobs and lets those in flight
+// finish (worker.shutdown_timeout).
+//
+//	worker --config gatewayq.yaml
+//
+// Every setting can also come from GATEWAYQ_* environment variables.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/gatewayq/gatewayq/config"
+	"github.com/gatewayq/gatewayq/worker"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	configPath := flag.String("config", "", "YAML config file (GATEWAYQ_* environment variables override it)")
+	flag.Parse()
+	cfg, err := config.Load(*configPath, os.Environ())
+	if err != nil {
+		return err
+	}
+	if err := cfg.ValidateFor(config.RoleWorker); err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log)
+	log.Info("config loaded", "config", cfg.Redacted())
+	w, err := worker.New(worker.Options{Config: cfg, Logger: log})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return w.Run(ctx)
+}
+
+func newLogger(c config.Log) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.SlogLevel()}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

@@ -1,0 +1,138 @@
+package tasks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+)
+
+// Budget is a job's time budget: how long the handler may wait for a
+// rate-limit permit in process, how long the gateway call may take, and a
+// margin for classification and bookkeeping. The asynq task timeout covers
+// their sum, and the worker's ShutdownTimeout must exceed it so a graceful
+// stop never abandons a call in flight.
+type Budget struct {
+	LimiterWait time.Duration // default 5s; longer waits snooze the task
+	Call        time.Duration // default 60s, IR's own timeout
+	Margin      time.Duration // default 10s
+}
+
+func (b Budget) withDefaults() Budget {
+	if b.LimiterWait <= 0 {
+		b.LimiterWait = 5 * time.Second
+	}
+	if b.Call <= 0 {
+		b.Call = 60 * time.Second
+	}
+	if b.Margin <= 0 {
+		b.Margin = 10 * time.Second
+	}
+	return b
+}
+
+// TaskTimeout is the asynq task timeout that covers the whole budget.
+func (b Budget) TaskTimeout() time.Duration {
+	b = b.withDefaults()
+	return b.LimiterWait + b.Call + b.Margin
+}
+
+// EnqueueOptions are the defaults the Enqueuer applies to every task;
+// per-call asynq options given to Enqueue override them.
+type EnqueueOptions struct {
+	Budget Budget
+	// MaxRetry is how many real failures a job may have before it is
+	// archived (throttling and outages don't count). Default 25.
+	MaxRetry int
+	// Retention keeps a finished job and its result for look-up. Default 7 days.
+	Retention time.Duration
+	// QueuePrefix is put before every queue name, so that several
+	// environments (or parallel tests) can share one Redis. Workers must
+	// use the same prefix (see QueueName).
+	QueuePrefix string
+}
+
+// QueueName is the asynq queue that serves the logical queue q under prefix.
+func QueueName(prefix, q string) string { return prefix + q }
+
+// Enqueuer puts jobs on the queues. It is safe for concurrent use.
+type Enqueuer struct {
+	client *asynq.Client
+	opts   EnqueueOptions
+}
+
+// NewEnqueuer returns an Enqueuer that writes through client.
+func NewEnqueuer(client *asynq.Client, opts EnqueueOptions) *Enqueuer {
+	if opts.MaxRetry <= 0 {
+		opts.MaxRetry = 25
+	}
+	if opts.Retention <= 0 {
+		opts.Retention = 7 * 24 * time.Hour
+	}
+	opts.Budget = opts.Budget.withDefaults()
+	return &Enqueuer{client: client, opts: opts}
+}
+
+// Enqueued says what happened to one job.
+type Enqueued struct {
+	ID    string
+	Queue string
+	// Duplicate is true when a task with the job's ID was already queued,
+	// running or retained: the job was not enqueued again.
+	Duplicate bool
+}
+
+// NewTask validates j (after normalising it) and returns its asynq task,
+// with the job's deterministic task ID.
+func NewTask(j *Job, opts ...asynq.Option) (*asynq.Task, error) {
+	if err := j.Normalize(); err != nil {
+		return nil, err
+	}
+	if err := j.Validate(); err != nil {
+		return nil, err
+	}
+	payload, err := j.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("encode job: %w", err)
+	}
+	opts = append([]asynq.Option{asynq.TaskID(j.ID())}, opts...)
+	return asynq.NewTask(TypeGatewayCall, payload, opts...), nil
+}
+
+// Enqueue validates j and puts it on queue (QueueRealtime, QueueBulk or
+// QueueRedrive). A job already known by its ID is reported as a
+// Duplicate, not an error. Validation errors wrap ErrInvalidJob.
+func (e *Enqueuer) Enqueue(ctx context.Context, j *Job, queue string, opts ...asynq.Option) (Enqueued, error) {
+	if !knownQueue(queue) {
+		return Enqueued{}, fmt.Errorf("%w: unknown queue %q (want realtime, bulk or redrive)", ErrInvalidJob, queue)
+	}
+	base := []asynq.Option{
+		asynq.Queue(QueueName(e.opts.QueuePrefix, queue)),
+		asynq.MaxRetry(e.opts.MaxRetry),
+		asynq.Timeout(e.opts.Budget.TaskTimeout()),
+		asynq.Retention(e.opts.Retention),
+	}
+	t, err := NewTask(j, append(base, opts...)...)
+	if err != nil {
+		return Enqueued{}, err
+	}
+	info, err := e.client.EnqueueContext(ctx, t)
+	switch {
+	case errors.Is(err, asynq.ErrTaskIDConflict), errors.Is(err, asynq.ErrDuplicateTask):
+		return Enqueued{ID: j.ID(), Queue: QueueName(e.opts.QueuePrefix, queue), Duplicate: true}, nil
+	case err != nil:
+		return Enqueued{}, fmt.Errorf("enqueue %s: %w", j.ID(), err)
+	}
+	return Enqueued{ID: info.ID, Queue: info.Queue}, nil
+}
+
+func knownQueue(q string) bool {
+	for _, k := range Queues {
+		if q == k {
+			return true
+		}
+	}
+	return false
+}

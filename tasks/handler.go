@@ -1,0 +1,319 @@
+package tasks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/gatewayq/gatewayq/gatewayclient"
+	"github.com/gatewayq/gatewayq/ratelimit"
+)
+
+// Caller makes one gateway call; *gatewayclient.Client is one.
+type Caller interface {
+	Do(ctx context.Context, req gatewayclient.Request) (*gatewayclient.Result, error)
+}
+
+// CredentialSource gives the credentials a job's auth names.
+type CredentialSource interface {
+	For(ctx context.Context, auth Auth) (gatewayclient.Credentials, error)
+}
+
+// Limiter hands out permits for gateway calls; *ratelimit.Local is one.
+type Limiter interface {
+	Wait(ctx context.Context, key string, maxWait time.Duration) error
+}
+
+var (
+	_ Caller  = (*gatewayclient.Client)(nil)
+	_ Limiter = (*ratelimit.Local)(nil)
+)
+
+// Handler runs gatewayq jobs. It implements asynq.Handler.
+type Handler struct {
+	Client      Caller
+	Credentials CredentialSource
+	Limiter     Limiter // nil: no limit
+	Budget      Budget
+	Logger      *slog.Logger
+}
+
+// Outcome is what a job's result holds (written with the task's
+// ResultWriter, kept for the task's Retention) and what operators see.
+type Outcome struct {
+	Class string `json:"class"`
+	// Reason says, for a parked job, what an operator must do.
+	Reason        string `json:"reason,omitempty"`
+	StatusCode    int    `json:"status_code"`
+	ErrorMessage  string `json:"error_message,omitempty"`
+	GatewayID     string `json:"gateway_id,omitempty"`
+	SubmissionKey string `json:"submission_key,omitempty"`
+	HTTPStatus    int    `json:"http_status,omitempty"`
+	Key           string `json:"key,omitempty"`
+	Batch         string `json:"batch,omitempty"`
+	Ref           string `json:"ref,omitempty"`
+	// Response is IR's response element (SOAP) or body (REST), for the
+	// look-up operations whose answer is the point of the job.
+	Response   string    `json:"response,omitempty"`
+	DurationMS int64     `json:"duration_ms"`
+	FinishedAt time.Time `json:"finished_at"`
+}
+
+// maxResponseInResult keeps results small in Redis; a filing's answer is a
+// few hundred bytes, a prepop or retrieve-return a few KB.
+const maxResponseInResult = 64 << 10
+
+// SnoozeError reschedules a job after Delay without counting it as a
+// failure: the job was delayed (rate limit, breaker, throttling), it did
+// not fail.
+type SnoozeError struct {
+	Delay  time.Duration
+	Reason string
+}
+
+func (e *SnoozeError) Error() string {
+	return fmt.Sprintf("snoozed for %s: %s", e.Delay.Round(time.Millisecond), e.Reason)
+}
+
+// ParkedError archives a job for an operator: retrying cannot help until
+// someone acts (fixes data, grants access, reconciles an uncertain filing).
+// It wraps asynq.SkipRetry.
+type ParkedError struct {
+	Class  gatewayclient.Class
+	Reason string
+	Err    error
+}
+
+func (e *ParkedError) Error() string {
+	s := fmt.Sprintf("parked (%s): %s", e.Class, e.Reason)
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+func (e *ParkedError) Unwrap() []error { return []error{asynq.SkipRetry, e.Err} }
+
+// ProcessTask runs one job: decode, take a rate-limit permit, call the
+// gateway within the call deadline, and map the outcome's class onto asynq.
+func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	log := h.logger()
+	j, err := Decode(t.Payload())
+	if err != nil {
+		return &ParkedError{Class: gatewayclient.ClassInvalid, Reason: "undecodable payload", Err: err}
+	}
+	if j.Version != PayloadVersion {
+		return &ParkedError{Class: gatewayclient.ClassInvalid, Reason: fmt.Sprintf("payload version %d is not readable by this worker (reads %d)", j.Version, PayloadVersion)}
+	}
+	if _, err := gatewayclient.LookupOperation(j.Service, j.Operation); err != nil {
+		return &ParkedError{Class: gatewayclient.ClassInvalid, Reason: "unknown operation", Err: err}
+	}
+	id, _ := asynq.GetTaskID(ctx)
+	log = log.With("task", id, "service", j.Service, "op", j.Operation)
+	if j.Key != nil {
+		log = log.With("key", j.Key.String())
+	}
+	budget := h.Budget.withDefaults()
+
+	if h.Limiter != nil {
+		if err := h.Limiter.Wait(ctx, string(j.Endpoint), budget.LimiterWait); err != nil {
+			var de *ratelimit.DelayError
+			if errors.As(err, &de) {
+				return &SnoozeError{Delay: de.RetryIn, Reason: "waiting for a rate-limit permit"}
+			}
+			return err // the task's own context ended
+		}
+	}
+
+	start := time.Now()
+	var (
+		res     *gatewayclient.Result
+		callErr error
+	)
+	creds, err := h.Credentials.For(ctx, j.Auth)
+	if err != nil {
+		callErr = classifyCredentialError(err)
+	} else {
+		callCtx, cancel := context.WithTimeout(ctx, budget.Call)
+		res, callErr = h.Client.Do(callCtx, gatewayclient.Request{
+			Endpoint:    j.Endpoint,
+			Service:     j.Service,
+			Operation:   j.Operation,
+			Payload:     []byte(j.Body),
+			Credentials: creds,
+		})
+		cancel()
+	}
+	elapsed := time.Since(start)
+	if callErr != nil && ctx.Err() != nil && !isGatewayError(callErr) {
+		// The worker is stopping or the task timed out before the call
+		// began: nothing was sent, asynq retries the task.
+		return ctx.Err()
+	}
+	if callErr == nil {
+		out := h.outcome(j, res, nil, elapsed)
+		if err := writeResult(t, out); err != nil {
+			log.Warn("job done but its result could not be stored", "err", err)
+		}
+		log.Info("job done", "status_code", out.StatusCode, "gateway_id", out.GatewayID, "ms", out.DurationMS)
+		return nil
+	}
+	err = h.mapOutcome(log, j, res, callErr)
+	var parked *ParkedError
+	if errors.As(err, &parked) {
+		// A parked job's outcome is what the operator acts on in the
+		// morning: keep it beside the archived task.
+		out := h.outcome(j, res, callErr, elapsed)
+		out.Class = parked.Class.String()
+		out.Reason = parked.Reason
+		if werr := writeResult(t, out); werr != nil {
+			log.Warn("job parked but its outcome could not be stored", "err", werr)
+		}
+	}
+	return err
+}
+
+func isGatewayError(err error) bool {
+	var ge *gatewayclient.Error
+	return errors.As(err, &ge)
+}
+
+// classifyCredentialError keeps a classified error's class (a missing or
+// expired token set is ClassAuth) and treats anything else — Redis briefly
+// unreachable, say — as transient.
+func classifyCredentialError(err error) error {
+	if isGatewayError(err) {
+		return err
+	}
+	return &gatewayclient.Error{Class: gatewayclient.ClassRetryLater, Message: "credentials unavailable", Err: err}
+}
+
+func (h *Handler) outcome(j *Job, res *gatewayclient.Result, err error, elapsed time.Duration) Outcome {
+	o := Outcome{Class: gatewayclient.ClassOf(err).String(), Batch: j.Batch, Ref: j.Ref, DurationMS: elapsed.Milliseconds(), FinishedAt: time.Now().UTC()}
+	if j.Key != nil {
+		o.Key = j.Key.String()
+	}
+	if res != nil {
+		o.StatusCode, o.ErrorMessage = res.StatusCode, res.ErrorMessage
+		o.GatewayID, o.SubmissionKey, o.HTTPStatus = res.GatewayID, res.SubmissionKey, res.HTTPStatus
+		if j.Operation != OpFile && len(res.Body) <= maxResponseInResult {
+			o.Response = string(res.Body)
+		}
+	}
+	var ge *gatewayclient.Error
+	if errors.As(err, &ge) {
+		o.StatusCode, o.HTTPStatus = ge.StatusCode, ge.HTTPStatus
+		if ge.Message != "" {
+			o.ErrorMessage = ge.Message
+		}
+	}
+	return o
+}
+
+func writeResult(t *asynq.Task, o Outcome) error {
+	w := t.ResultWriter()
+	if w == nil {
+		return errors.New("task has no result writer")
+	}
+	b, err := json.Marshal(o)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	return err
+}
+
+// mapOutcome turns a classified failure into what asynq should do with the
+// task. This is the one place where a Class becomes a queue action.
+func (h *Handler) mapOutcome(log *slog.Logger, j *Job, res *gatewayclient.Result, err error) error {
+	class := gatewayclient.ClassOf(err)
+	log = log.With("class", class.String(), "err", err)
+	switch class {
+	case gatewayclient.ClassInvalid:
+		log.Warn("job rejected by IR as invalid; archived")
+		return &ParkedError{Class: class, Reason: "IR rejected the request as invalid (fix the data, then re-drive)", Err: err}
+	case gatewayclient.ClassPermission:
+		log.Warn("myIR logon lacks delegated access; archived")
+		who := "the account"
+		if j.Key != nil {
+			who = fmt.Sprintf("identifier %s, account type %s", j.Key.Identifier, j.Key.AccountType)
+		}
+		return &ParkedError{Class: class, Reason: fmt.Sprintf("the myIR logon behind token set %q lacks delegated access to %s (grant it in myIR, then re-drive)", j.Auth.TokenSet, who), Err: err}
+	case gatewayclient.ClassConfig:
+		log.Error("IR says the DSP is not set up for this; archived")
+		return &ParkedError{Class: class, Reason: "configuration: the DSP is not onboarded for this operation or account type", Err: err}
+	case gatewayclient.ClassAuth:
+		// Refreshing token sets fleet-wide comes with the token-set work;
+		// until then a rejected token needs the user to consent again.
+		log.Warn("token rejected; job needs re-consent")
+		return &ParkedError{Class: class, Reason: fmt.Sprintf("needs re-consent: the token set %q was rejected or has expired", j.Auth.TokenSet), Err: err}
+	case gatewayclient.ClassAlreadyFiled:
+		log.Warn("IR says already filed; parked for reconciliation")
+		return &ParkedError{Class: class, Reason: "IR reports this return as already filed: reconcile (RetrieveStatus/RetrieveReturn) before anything is re-sent", Err: err}
+	case gatewayclient.ClassUncertain:
+		log.Error("filing outcome unknown; parked for reconciliation, never re-sent blindly")
+		return &ParkedError{Class: class, Reason: "uncertain outcome: the return may have been filed; reconcile before it is ever sent again", Err: err}
+	case gatewayclient.ClassMalformed:
+		if j.Operation == OpFile {
+			return &ParkedError{Class: gatewayclient.ClassUncertain, Reason: "IR's answer to a File could not be read, so the return may have been filed: reconcile before re-sending", Err: err}
+		}
+		log.Warn("unreadable gateway answer; will retry")
+		return err
+	case gatewayclient.ClassThrottled, gatewayclient.ClassUnavailable, gatewayclient.ClassBreakerOpen:
+		log.Info("gateway pushed back; job snoozed without spending its retry budget")
+		return err
+	default:
+		log.Warn("transient gateway failure; will retry")
+		return err
+	}
+}
+
+func (h *Handler) logger() *slog.Logger {
+	if h.Logger != nil {
+		return h.Logger
+	}
+	return slog.Default()
+}
+
+// IsFailure tells asynq whether err spends the job's retry budget. Delays —
+// a snooze, throttling, an outage, an open breaker — don't.
+func IsFailure(err error) bool {
+	var se *SnoozeError
+	if errors.As(err, &se) {
+		return false
+	}
+	return gatewayclient.ClassOf(err).SpendsRetryBudget()
+}
+
+// RetryDelay tells asynq when to run a job again: after a snooze's delay, a
+// 429's Retry-After, or an exponential back-off of at least 5 s (IR asks for
+// no faster retries), with jitter so a fleet doesn't retry in lockstep.
+func RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
+	var se *SnoozeError
+	if errors.As(err, &se) {
+		return max(se.Delay, time.Second)
+	}
+	var ge *gatewayclient.Error
+	if errors.As(err, &ge) && ge.RetryAfter > 0 {
+		return ge.RetryAfter + jitter(time.Second)
+	}
+	switch gatewayclient.ClassOf(err) {
+	case gatewayclient.ClassThrottled, gatewayclient.ClassUnavailable, gatewayclient.ClassBreakerOpen:
+		return 5*time.Second + jitter(5*time.Second)
+	}
+	d := 5 * time.Second << min(n, 7) // 5 s, 10 s, ... capped at ~10 min
+	return d + jitter(d/2)
+}
+
+func jitter(max time.Duration) time.Duration {
+	if max <= 0 {
+		return 0
+	}
+	return rand.N(max)
+}

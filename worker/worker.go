@@ -1,0 +1,270 @@
+// Package worker assembles a gatewayq worker process from a config.Config:
+// the gateway client, credentials, rate limiter and job handler, the asynq
+// server that feeds it from the realtime, bulk and redrive queues, and the
+// health endpoint. cmd/worker and the demo both run one.
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/gatewayq/gatewayq/auth"
+	"github.com/gatewayq/gatewayq/config"
+	"github.com/gatewayq/gatewayq/gatewayclient"
+	"github.com/gatewayq/gatewayq/ratelimit"
+	"github.com/gatewayq/gatewayq/tasks"
+)
+
+// Options are what a Worker needs besides its config.
+type Options struct {
+	Config *config.Config
+	// QueuePrefix is put before the queue names (tasks.QueueName); empty in
+	// production, unique per test so parallel tests share one Redis.
+	QueuePrefix string
+	Logger      *slog.Logger
+}
+
+// Worker is one worker process: it runs jobs until its context ends.
+type Worker struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	rdb      *redis.Client
+	client   *gatewayclient.Client
+	srv      *asynq.Server
+	mux      *asynq.ServeMux
+	health   *http.Server
+	listener net.Listener
+}
+
+// RedisOptions maps the config onto go-redis options; asynq and our own
+// state share one Redis.
+func RedisOptions(c config.Redis) *redis.Options {
+	return &redis.Options{
+		Addr:        c.Addr,
+		Username:    c.Username,
+		Password:    c.Password,
+		DB:          c.DB,
+		DialTimeout: c.DialTimeout,
+	}
+}
+
+// AsynqRedis maps the config onto asynq's connection options.
+func AsynqRedis(c config.Redis) asynq.RedisClientOpt {
+	return asynq.RedisClientOpt{Addr: c.Addr, Username: c.Username, Password: c.Password, DB: c.DB, DialTimeout: c.DialTimeout}
+}
+
+// ClientOptions builds the gateway client's options from the config,
+// loading the client certificate and CA bundle it names.
+func ClientOptions(cfg *config.Config, log *slog.Logger) (gatewayclient.Options, error) {
+	o := gatewayclient.Options{
+		Endpoints: map[gatewayclient.EndpointKind]gatewayclient.Endpoint{
+			gatewayclient.EndpointCloud:   endpoint(cfg.Endpoints.Cloud),
+			gatewayclient.EndpointDesktop: endpoint(cfg.Endpoints.Desktop),
+		},
+		ServerName:          cfg.TLS.ServerName,
+		InsecureSkipVerify:  cfg.TLS.InsecureSkipVerify,
+		CallTimeout:         cfg.Gateway.CallTimeout,
+		MaxIdleConnsPerHost: cfg.Gateway.MaxIdleConnsPerHost,
+		Logger:              log,
+	}
+	if cfg.TLS.ClientCert != "" {
+		cert, err := gatewayclient.LoadClientCertificate(cfg.TLS.ClientCert, cfg.TLS.ClientKey)
+		if err != nil {
+			return o, fmt.Errorf("tls.client_cert: %w", err)
+		}
+		o.ClientCertificate = &cert
+	}
+	if cfg.TLS.CABundle != "" {
+		pool, err := gatewayclient.LoadCABundle(cfg.TLS.CABundle)
+		if err != nil {
+			return o, fmt.Errorf("tls.ca_bundle: %w", err)
+		}
+		o.RootCAs = pool
+	}
+	return o, nil
+}
+
+func endpoint(e config.Endpoint) gatewayclient.Endpoint {
+	paths := map[gatewayclient.Service]string{}
+	add := func(s gatewayclient.Service, p string) {
+		if p != "" {
+			paths[s] = p
+		}
+	}
+	add(gatewayclient.ServiceReturns, e.ReturnsPath)
+	add(gatewayclient.ServiceEmployment, e.EmploymentPath)
+	add(gatewayclient.ServiceIntermediation, e.IntermediationPath)
+	add(gatewayclient.ServiceAccount, e.AccountPath)
+	return gatewayclient.Endpoint{BaseURL: e.BaseURL, MutualTLS: e.MutualTLS, Paths: paths}
+}
+
+// Credentials builds the credential source: the encrypted token store
+// (when a token key is configured) and the M2M signer (when a signing key is).
+func Credentials(cfg *config.Config, rdb redis.UniversalClient) (*tasks.Credentials, error) {
+	var c tasks.Credentials
+	if cfg.Tokens.EncryptionKey != "" {
+		key, err := cfg.Tokens.DecodeKey()
+		if err != nil {
+			return nil, fmt.Errorf("tokens.encryption_key: %w", err)
+		}
+		c.Tokens = auth.NewStore(rdb, cfg.Redis.KeyPrefix, auth.Keyring{Current: cfg.Tokens.KeyID, Keys: map[string][]byte{cfg.Tokens.KeyID: key}})
+	}
+	if cfg.M2M.SigningKey != "" {
+		key, cert, err := auth.LoadSigningKeyPair(cfg.M2M.SigningKey, cfg.M2M.SigningCert)
+		if err != nil {
+			return nil, fmt.Errorf("m2m.signing_key: %w", err)
+		}
+		s, err := auth.NewM2MSigner(auth.M2MConfig{
+			Key: key, Cert: cert, Issuer: cfg.M2M.Issuer, Algorithm: cfg.M2M.Algorithm,
+			ThumbprintHash: cfg.M2M.ThumbprintHash, Lifetime: cfg.M2M.Lifetime, StartLogon: cfg.M2M.StartLogon,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("m2m: %w", err)
+		}
+		c.M2M = s
+	}
+	return &c, nil
+}
+
+// Budget is the job time budget the config implies.
+func Budget(cfg *config.Config) tasks.Budget {
+	return tasks.Budget{Call: cfg.Gateway.CallTimeout}
+}
+
+// New builds a worker. It connects to nothing until Run.
+func New(opts Options) (*Worker, error) {
+	cfg := opts.Config
+	if cfg == nil {
+		return nil, errors.New("worker: no config")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	budget := Budget(cfg)
+	if cfg.Worker.ShutdownTimeout <= budget.TaskTimeout() {
+		return nil, fmt.Errorf("worker.shutdown_timeout (%s) must exceed a job's whole budget (%s: limiter wait + gateway.call_timeout + margin), or a stopping worker abandons calls in flight", cfg.Worker.ShutdownTimeout, budget.TaskTimeout())
+	}
+	copts, err := ClientOptions(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	client, err := gatewayclient.New(copts)
+	if err != nil {
+		return nil, err
+	}
+	rdb := redis.NewClient(RedisOptions(cfg.Redis))
+	creds, err := Credentials(cfg, rdb)
+	if err != nil {
+		_ = rdb.Close()
+		return nil, err
+	}
+	limiter := ratelimit.NewLocal(map[string]ratelimit.Limit{
+		string(gatewayclient.EndpointCloud):   {Rate: cfg.Limits.CloudRPS, Burst: cfg.Limits.CloudBurst},
+		string(gatewayclient.EndpointDesktop): {Rate: cfg.Limits.DesktopRPS, Burst: cfg.Limits.DesktopBurst},
+	})
+	h := &tasks.Handler{Client: client, Credentials: creds, Limiter: limiter, Budget: budget, Logger: log}
+
+	queues := map[string]int{}
+	for q, p := range cfg.Worker.Queues {
+		queues[tasks.QueueName(opts.QueuePrefix, q)] = p
+	}
+	srv := asynq.NewServer(AsynqRedis(cfg.Redis), asynq.Config{
+		Concurrency:     cfg.Worker.Concurrency,
+		Queues:          queues,
+		StrictPriority:  cfg.Worker.StrictPriority,
+		IsFailure:       tasks.IsFailure,
+		RetryDelayFunc:  tasks.RetryDelay,
+		ShutdownTimeout: cfg.Worker.ShutdownTimeout,
+		Logger:          asynqLogger{log.With("component", "asynq")},
+		LogLevel:        asynq.WarnLevel,
+	})
+	mux := asynq.NewServeMux()
+	mux.Handle(tasks.TypeGatewayCall, h)
+
+	w := &Worker{cfg: cfg, log: log, rdb: rdb, client: client, srv: srv, mux: mux}
+	hm := http.NewServeMux()
+	hm.HandleFunc("GET /healthz", w.healthz)
+	w.health = &http.Server{Handler: hm, ReadHeaderTimeout: 5 * time.Second}
+	return w, nil
+}
+
+// Run serves jobs and the health endpoint until ctx ends, then stops
+// taking jobs and waits (up to worker.shutdown_timeout) for those in flight.
+func (w *Worker) Run(ctx context.Context) error {
+	pctx, cancel := context.WithTimeout(ctx, w.cfg.Redis.DialTimeout+time.Second)
+	err := w.rdb.Ping(pctx).Err()
+	cancel()
+	if err != nil {
+		return fmt.Errorf("redis at %s unreachable: %w", w.cfg.Redis.Addr, err)
+	}
+	if w.cfg.Worker.HealthAddr != "" {
+		ln, err := net.Listen("tcp", w.cfg.Worker.HealthAddr)
+		if err != nil {
+			return fmt.Errorf("worker.health_addr: %w", err)
+		}
+		w.listener = ln
+		go func() {
+			if err := w.health.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				w.log.Error("health server stopped", "err", err)
+			}
+		}()
+	}
+	if err := w.srv.Start(w.mux); err != nil {
+		w.closeHealth()
+		return fmt.Errorf("start asynq server: %w", err)
+	}
+	w.log.Info("worker running", "concurrency", w.cfg.Worker.Concurrency, "queues", w.cfg.Worker.Queues.String(), "health", w.HealthAddr())
+	<-ctx.Done()
+	w.log.Info("worker stopping: waiting for jobs in flight", "timeout", w.cfg.Worker.ShutdownTimeout)
+	w.srv.Shutdown()
+	w.closeHealth()
+	w.client.CloseIdleConnections()
+	_ = w.rdb.Close()
+	w.log.Info("worker stopped")
+	return nil
+}
+
+// HealthAddr is the address the health endpoint listens on, once running.
+func (w *Worker) HealthAddr() string {
+	if w.listener == nil {
+		return ""
+	}
+	return w.listener.Addr().String()
+}
+
+func (w *Worker) closeHealth() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = w.health.Shutdown(ctx)
+}
+
+func (w *Worker) healthz(rw http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	status, code := map[string]string{"status": "ok", "redis": "ok"}, http.StatusOK
+	if err := w.rdb.Ping(ctx).Err(); err != nil {
+		status["status"], status["redis"], code = "unavailable", err.Error(), http.StatusServiceUnavailable
+	}
+	rw.Header().Set("Content-Type", "application/json")
+	rw.WriteHeader(code)
+	_ = json.NewEncoder(rw).Encode(status)
+}
+
+// asynqLogger routes asynq's own logging into slog.
+type asynqLogger struct{ l *slog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
+func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
+func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
+func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)) }
