@@ -20,6 +20,9 @@ const envPrefix = "GATEWAYQ_"
 var envNotSettings = []string{
 	"GATEWAYQ_CONFIG",     // path of the config file, read by the binaries
 	"GATEWAYQ_NO_XMLLINT", // tests: skip cross-checks with xmllint
+	"GATEWAYQ_NO_DOCKER",  // tests: no docker client to check docker-compose.yml
+	// cmd/sandbox: the admin endpoint's bearer token, kept out of argv.
+	"GATEWAYQ_SANDBOX_ADMIN_TOKEN",
 }
 
 // EnvName returns the environment variable for the setting at a YAML path
