@@ -100,6 +100,9 @@ type Summary struct {
 	GatewayCalls      int64          `json:"gateway_calls"`
 	Throttled         int64          `json:"throttled"`
 	DuplicateFilings  int            `json:"duplicate_filings"`
+	// DuplicateAttempts counts Files the sandbox refused as already filed
+	// (107, 160): a second send that IR caught.
+	DuplicateAttempts int64 `json:"duplicate_attempts"`
 	// Expected holds what the batch was built to provoke, to compare with.
 	Expected map[string]int `json:"expected"`
 }
@@ -150,8 +153,10 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 
 	rdb := redis.NewClient(worker.RedisOptions(cfg.Redis))
 	defer rdb.Close()
-	key, _ := cfg.Tokens.DecodeKey()
-	store := auth.NewStore(rdb, cfg.Redis.KeyPrefix, auth.Keyring{Current: cfg.Tokens.KeyID, Keys: map[string][]byte{cfg.Tokens.KeyID: key}})
+	store, err := worker.TokenStore(cfg, rdb)
+	if err != nil {
+		return nil, err
+	}
 	var tokenSets []string
 	users := map[string]string{}
 	for i := 1; i <= 5; i++ {
@@ -238,6 +243,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	sum.Throttled = st.Throttled
 	sum.DuplicateFilings = st.DuplicateFilings
+	sum.DuplicateAttempts = st.DuplicateAttempts
 	return sum, nil
 }
 
@@ -377,7 +383,7 @@ func (s *Summary) Print(w io.Writer) {
 	fmt.Fprintf(w, "  time                 %.1fs (%.1f jobs/s)\n", s.Seconds, s.JobsPerSecond)
 	fmt.Fprintf(w, "  gateway calls        %d\n", s.GatewayCalls)
 	fmt.Fprintf(w, "  throttled (HTTP 429) %d\n", s.Throttled)
-	fmt.Fprintf(w, "  duplicate filings    %d\n", s.DuplicateFilings)
+	fmt.Fprintf(w, "  duplicate filings    %d (second sends refused by IR: %d)\n", s.DuplicateFilings, s.DuplicateAttempts)
 }
 
 func sortedKeys(m map[string]int) []string {

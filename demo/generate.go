@@ -111,7 +111,7 @@ func Generate(o GenerateOptions) (*Batch, []Denial, error) {
 				"Identifier": ird, "PeriodEndDate": period.Format(time.DateOnly),
 				"TotalSales": money(sales), "TotalExpenses": money(expenses), "TotalGST": money((sales - expenses) * 3 / 23),
 			}
-			if o.DenyEvery > 0 && i%(o.DenyEvery*7) == 2 {
+			if o.DenyEvery > 0 && i%(o.DenyEvery*4) == 2 {
 				// Not a month end: the sandbox's business rule refuses it.
 				data["PeriodEndDate"] = period.AddDate(0, 0, -3).Format(time.DateOnly)
 				b.BadPeriod++

@@ -77,6 +77,9 @@ type Result struct {
 	// RESTErrors holds a REST API's {"errors":[...]} entries.
 	RESTErrors []RESTError
 	Duration   time.Duration
+	// RetryAfter is the delay a 429 (or 503) answer asked for in its
+	// Retry-After header, 0 when absent; Classify copies it to the Error.
+	RetryAfter time.Duration
 }
 
 // RESTError is one entry of a REST API's error list, e.g. EV1022.

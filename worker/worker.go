@@ -112,11 +112,11 @@ func endpoint(e config.Endpoint) gatewayclient.Endpoint {
 func Credentials(cfg *config.Config, rdb redis.UniversalClient) (*tasks.Credentials, error) {
 	var c tasks.Credentials
 	if cfg.Tokens.EncryptionKey != "" {
-		key, err := cfg.Tokens.DecodeKey()
+		store, err := TokenStore(cfg, rdb)
 		if err != nil {
-			return nil, fmt.Errorf("tokens.encryption_key: %w", err)
+			return nil, err
 		}
-		c.Tokens = auth.NewStore(rdb, cfg.Redis.KeyPrefix, auth.Keyring{Current: cfg.Tokens.KeyID, Keys: map[string][]byte{cfg.Tokens.KeyID: key}})
+		c.Tokens = store
 	}
 	if cfg.M2M.SigningKey != "" {
 		key, cert, err := auth.LoadSigningKeyPair(cfg.M2M.SigningKey, cfg.M2M.SigningCert)
@@ -133,6 +133,19 @@ func Credentials(cfg *config.Config, rdb redis.UniversalClient) (*tasks.Credenti
 		c.M2M = s
 	}
 	return &c, nil
+}
+
+// TokenStore opens the encrypted token-set store the config describes.
+func TokenStore(cfg *config.Config, rdb redis.UniversalClient) (*auth.Store, error) {
+	key, err := cfg.Tokens.DecodeKey()
+	if err != nil {
+		return nil, fmt.Errorf("tokens.encryption_key: %w", err)
+	}
+	store, err := auth.NewStore(rdb, cfg.Redis.KeyPrefix, auth.Keyring{Current: cfg.Tokens.KeyID, Keys: map[string][]byte{cfg.Tokens.KeyID: key}})
+	if err != nil {
+		return nil, fmt.Errorf("tokens: %w", err)
+	}
+	return store, nil
 }
 
 // Budget is the job time budget the config implies.
