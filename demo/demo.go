@@ -227,7 +227,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		return nil, err
 	}
 	sum.Seconds = time.Since(start).Seconds()
-	if o.Progress != nil {
+	if isTerminal(o.Progress) {
 		fmt.Fprintln(o.Progress)
 	}
 
@@ -285,6 +285,7 @@ func rejectReason(err error) string {
 func waitDone(ctx context.Context, insp *asynq.Inspector, queues []string, want int, start time.Time, progress io.Writer) error {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
+	var lastLine time.Time
 	for {
 		var done, failed, pending, retry int
 		for _, q := range queues {
@@ -300,11 +301,20 @@ func waitDone(ctx context.Context, insp *asynq.Inspector, queues []string, want 
 			pending += qi.Pending + qi.Active + qi.Scheduled
 			retry += qi.Retry
 		}
+		finished := done+failed >= want && pending+retry == 0
 		if progress != nil {
-			fmt.Fprintf(progress, "\r%s  %d/%d finished (%d done, %d parked), %d queued or running, %d waiting to retry, %.0fs ",
+			line := fmt.Sprintf("%s  %d/%d finished (%d done, %d parked), %d queued or running, %d waiting to retry, %.0fs",
 				bar(done+failed, want), done+failed, want, done, failed, pending, retry, time.Since(start).Seconds())
+			switch {
+			case isTerminal(progress):
+				fmt.Fprint(progress, "\r"+line+" ")
+			case finished || time.Since(lastLine) >= 2*time.Second:
+				// A log file gets a line every few seconds, not a redraw.
+				fmt.Fprintln(progress, line)
+				lastLine = time.Now()
+			}
 		}
-		if done+failed >= want && pending+retry == 0 {
+		if finished {
 			return nil
 		}
 		select {
@@ -313,6 +323,17 @@ func waitDone(ctx context.Context, insp *asynq.Inspector, queues []string, want 
 		case <-tick.C:
 		}
 	}
+}
+
+// isTerminal reports whether w is a terminal, where a progress bar can
+// redraw itself in place.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 func bar(n, of int) string {

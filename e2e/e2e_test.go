@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -153,6 +154,12 @@ func newStack(t *testing.T, so sandbox.Options, do demo.Options) *stack {
 // stop waits for Run to return.
 func (s *stack) runWorker(t *testing.T) (stop func()) {
 	t.Helper()
+	stop, _ = s.startWorker(t)
+	return stop
+}
+
+func (s *stack) startWorker(t *testing.T) (stop func(), w *worker.Worker) {
+	t.Helper()
 	w, err := worker.New(worker.Options{Config: s.cfg, QueuePrefix: s.r.Prefix, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
@@ -169,7 +176,36 @@ func (s *stack) runWorker(t *testing.T) (stop func()) {
 	var once sync.Once
 	stop = func() { once.Do(func() { cancel(); wg.Wait() }) }
 	t.Cleanup(stop)
-	return stop
+	return stop, w
+}
+
+func TestHealthz(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, sandbox.Options{}, demo.Options{})
+	stop, w := s.startWorker(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for w.HealthAddr() == "" {
+		if time.Now().After(deadline) {
+			t.Fatal("health endpoint never came up")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	resp, err := http.Get("http://" + w.HealthAddr() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]string
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || body["status"] != "ok" || body["redis"] != "ok" {
+		t.Fatalf("healthz: %d %v", resp.StatusCode, body)
+	}
+	stop()
+	if _, err := http.Get("http://" + w.HealthAddr() + "/healthz"); err == nil {
+		t.Fatal("health endpoint still answering after the worker stopped")
+	}
 }
 
 func (s *stack) returns(t *testing.T, n int) []*tasks.Job {

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -35,14 +36,16 @@ type Options struct {
 
 // Worker is one worker process: it runs jobs until its context ends.
 type Worker struct {
-	cfg      *config.Config
-	log      *slog.Logger
-	rdb      *redis.Client
-	client   *gatewayclient.Client
-	srv      *asynq.Server
-	mux      *asynq.ServeMux
-	health   *http.Server
-	listener net.Listener
+	cfg    *config.Config
+	log    *slog.Logger
+	rdb    *redis.Client
+	client *gatewayclient.Client
+	srv    *asynq.Server
+	mux    *asynq.ServeMux
+	health *http.Server
+
+	mu       sync.Mutex
+	listener net.Listener // set once Run has bound worker.health_addr
 }
 
 // RedisOptions maps the config onto go-redis options; asynq and our own
@@ -225,7 +228,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("worker.health_addr: %w", err)
 		}
+		w.mu.Lock()
 		w.listener = ln
+		w.mu.Unlock()
 		go func() {
 			if err := w.health.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				w.log.Error("health server stopped", "err", err)
@@ -249,6 +254,8 @@ func (w *Worker) Run(ctx context.Context) error {
 
 // HealthAddr is the address the health endpoint listens on, once running.
 func (w *Worker) HealthAddr() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.listener == nil {
 		return ""
 	}

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Runs gatewayq's checks the way CI does: go vet, then every test with the
+# race detector against a real Redis. Works on a fresh machine: when no
+# Redis answers at $REDIS_ADDR (default 127.0.0.1:6379) it starts one on a
+# free port, installing Debian's redis-server first if it is missing; it
+# installs xmllint (libxml2-utils), which the XSD agreement tests compare
+# our validator with.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf 'test.sh: %s\n' "$*" >&2; }
+
+redis_answers() { # host port
+	local reply
+	exec 3<>"/dev/tcp/$1/$2" 2>/dev/null || return 1
+	printf 'PING\r\n' >&3
+	IFS= read -r -t 2 reply <&3 || reply=""
+	exec 3>&- 3<&-
+	[[ "$reply" == +PONG* ]]
+}
+
+apt_install() {
+	local sudo=""
+	[ "$(id -u)" -ne 0 ] && sudo="sudo"
+	log "installing $* with apt-get"
+	$sudo apt-get update -qq >/dev/null 2>&1 || true
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+addr="${REDIS_ADDR:-127.0.0.1:6379}"
+started_redis=""
+if redis_answers "${addr%:*}" "${addr##*:}"; then
+	log "using Redis at $addr"
+else
+	command -v redis-server >/dev/null || apt_install redis-server
+	port=""
+	for p in $(seq 6390 6490); do
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
+	done
+	[ -n "$port" ] || { log "no free port for a test Redis"; exit 1; }
+	dir=$(mktemp -d)
+	redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
+	started_redis="$dir"
+	trap 'kill "$(cat "$started_redis/redis.pid")" 2>/dev/null || true; rm -rf "$started_redis"' EXIT
+	for _ in $(seq 1 50); do redis_answers 127.0.0.1 "$port" && break; sleep 0.1; done
+	redis_answers 127.0.0.1 "$port" || { log "the test Redis did not start; see $dir/redis.log"; cat "$dir/redis.log" >&2; exit 1; }
+	addr="127.0.0.1:$port"
+	log "started a test Redis at $addr"
+fi
+export REDIS_ADDR="$addr"
+
+if ! command -v xmllint >/dev/null; then
+	apt_install libxml2-utils || log "could not install xmllint; the XSD agreement tests will fail"
+fi
+if ! command -v docker >/dev/null; then
+	log "no docker client: docker-compose.yml is not checked (GATEWAYQ_NO_DOCKER=1)"
+	export GATEWAYQ_NO_DOCKER=1
+fi
+
+log "go vet ./..."
+go vet ./...
+log "go test -race ./..."
+go test -race -count=1 -timeout 30m ./...
