@@ -203,7 +203,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	start := time.Now()
 	aclient := asynq.NewClient(worker.AsynqRedis(cfg.Redis))
 	defer aclient.Close()
-	enq := tasks.NewEnqueuer(aclient, tasks.EnqueueOptions{Budget: worker.Budget(cfg), MaxRetry: cfg.Worker.MaxRetry, Retention: cfg.Worker.ResultRetention, QueuePrefix: o.QueuePrefix})
+	enq := tasks.NewEnqueuer(aclient, worker.EnqueueOptions(cfg, o.QueuePrefix))
 	for _, j := range batch.Jobs {
 		q := tasks.QueueBulk
 		if j.Service == gatewayclient.ServiceAccount {

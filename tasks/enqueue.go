@@ -44,7 +44,8 @@ func (b Budget) TaskTimeout() time.Duration {
 type EnqueueOptions struct {
 	Budget Budget
 	// MaxRetry is how many real failures a job may have before it is
-	// archived (throttling and outages don't count). Default 25.
+	// archived (throttling and outages don't count). Zero value: 25; use
+	// NoRetry for none.
 	MaxRetry int
 	// Retention keeps a finished job and its result for look-up. Default 7 days.
 	Retention time.Duration
@@ -53,6 +54,10 @@ type EnqueueOptions struct {
 	// use the same prefix (see QueueName).
 	QueuePrefix string
 }
+
+// NoRetry as EnqueueOptions.MaxRetry archives a job at its first real
+// failure.
+const NoRetry = -1
 
 // QueueName is the asynq queue that serves the logical queue q under prefix.
 func QueueName(prefix, q string) string { return prefix + q }
@@ -65,8 +70,11 @@ type Enqueuer struct {
 
 // NewEnqueuer returns an Enqueuer that writes through client.
 func NewEnqueuer(client *asynq.Client, opts EnqueueOptions) *Enqueuer {
-	if opts.MaxRetry <= 0 {
+	switch {
+	case opts.MaxRetry == 0:
 		opts.MaxRetry = 25
+	case opts.MaxRetry < 0:
+		opts.MaxRetry = 0
 	}
 	if opts.Retention <= 0 {
 		opts.Retention = 7 * 24 * time.Hour

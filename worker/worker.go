@@ -151,6 +151,16 @@ func TokenStore(cfg *config.Config, rdb redis.UniversalClient) (*auth.Store, err
 	return store, nil
 }
 
+// EnqueueOptions are the enqueue defaults the config implies, for
+// producers sharing the workers' config.
+func EnqueueOptions(cfg *config.Config, queuePrefix string) tasks.EnqueueOptions {
+	maxRetry := cfg.Worker.MaxRetry
+	if maxRetry == 0 {
+		maxRetry = tasks.NoRetry
+	}
+	return tasks.EnqueueOptions{Budget: Budget(cfg), MaxRetry: maxRetry, Retention: cfg.Worker.ResultRetention, QueuePrefix: queuePrefix}
+}
+
 // Budget is the job time budget the config implies.
 func Budget(cfg *config.Config) tasks.Budget {
 	return tasks.Budget{Call: cfg.Gateway.CallTimeout}
