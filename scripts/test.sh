@@ -10,14 +10,14 @@ cd "$(dirname "$0")/.."
 
 log() { printf 'test.sh: %s\n' "$*" >&2; }
 
-redis_answers() { # host port
-	local reply
-	exec 3<>"/dev/tcp/$1/$2" 2>/dev/null || return 1
+redis_answers() ( # host port; a subshell, so the probe's descriptor dies with it
+	{ exec 3<>"/dev/tcp/$1/$2"; } 2>/dev/null || exit 1
 	printf 'PING\r\n' >&3
 	IFS= read -r -t 2 reply <&3 || reply=""
-	exec 3>&- 3<&-
 	[[ "$reply" == +PONG* ]]
-}
+)
+
+port_free() ( { exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null && exit 1 || exit 0 )
 
 apt_install() {
 	local sudo=""
@@ -35,7 +35,7 @@ else
 	command -v redis-server >/dev/null || apt_install redis-server
 	port=""
 	for p in $(seq 6390 6490); do
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
+		if port_free "$p"; then port=$p; break; fi
 	done
 	[ -n "$port" ] || { log "no free port for a test Redis"; exit 1; }
 	dir=$(mktemp -d)
