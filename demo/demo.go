@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"os"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -27,6 +26,7 @@ import (
 	"github.com/gatewayq/gatewayq/auth"
 	"github.com/gatewayq/gatewayq/config"
 	"github.com/gatewayq/gatewayq/gatewayclient"
+	"github.com/gatewayq/gatewayq/internal/termui"
 	"github.com/gatewayq/gatewayq/sandbox"
 	"github.com/gatewayq/gatewayq/schema"
 	"github.com/gatewayq/gatewayq/tasks"
@@ -227,7 +227,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		return nil, err
 	}
 	sum.Seconds = time.Since(start).Seconds()
-	if isTerminal(o.Progress) {
+	if termui.IsTerminal(o.Progress) {
 		fmt.Fprintln(o.Progress)
 	}
 
@@ -304,9 +304,9 @@ func waitDone(ctx context.Context, insp *asynq.Inspector, queues []string, want 
 		finished := done+failed >= want && pending+retry == 0
 		if progress != nil {
 			line := fmt.Sprintf("%s  %d/%d finished (%d done, %d parked), %d queued or running, %d waiting to retry, %.0fs",
-				bar(done+failed, want), done+failed, want, done, failed, pending, retry, time.Since(start).Seconds())
+				termui.Bar(done+failed, want, 30), done+failed, want, done, failed, pending, retry, time.Since(start).Seconds())
 			switch {
-			case isTerminal(progress):
+			case termui.IsTerminal(progress):
 				fmt.Fprint(progress, "\r"+line+" ")
 			case finished || time.Since(lastLine) >= 2*time.Second:
 				// A log file gets a line every few seconds, not a redraw.
@@ -323,26 +323,6 @@ func waitDone(ctx context.Context, insp *asynq.Inspector, queues []string, want 
 		case <-tick.C:
 		}
 	}
-}
-
-// isTerminal reports whether w is a terminal, where a progress bar can
-// redraw itself in place.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
-
-func bar(n, of int) string {
-	const width = 30
-	if of == 0 {
-		return ""
-	}
-	filled := n * width / of
-	return "[" + strings.Repeat("#", filled) + strings.Repeat(".", width-filled) + "]"
 }
 
 func collect(insp *asynq.Inspector, q string, sum *Summary) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -113,8 +114,8 @@ func NewTask(j *Job, opts ...asynq.Option) (*asynq.Task, error) {
 // QueueRedrive). A job already known by its ID is reported as a
 // Duplicate, not an error. Validation errors wrap ErrInvalidJob.
 func (e *Enqueuer) Enqueue(ctx context.Context, j *Job, queue string, opts ...asynq.Option) (Enqueued, error) {
-	if !knownQueue(queue) {
-		return Enqueued{}, fmt.Errorf("%w: unknown queue %q (want realtime, bulk or redrive)", ErrInvalidJob, queue)
+	if err := CheckQueue(queue); err != nil {
+		return Enqueued{}, err
 	}
 	base := []asynq.Option{
 		asynq.Queue(QueueName(e.opts.QueuePrefix, queue)),
@@ -136,11 +137,11 @@ func (e *Enqueuer) Enqueue(ctx context.Context, j *Job, queue string, opts ...as
 	return Enqueued{ID: info.ID, Queue: info.Queue}, nil
 }
 
-func knownQueue(q string) bool {
-	for _, k := range Queues {
-		if q == k {
-			return true
-		}
+// CheckQueue refuses a queue name that is not one of Queues; the error
+// wraps ErrInvalidJob.
+func CheckQueue(q string) error {
+	if slices.Contains(Queues, q) {
+		return nil
 	}
-	return false
+	return fmt.Errorf("%w: unknown queue %q (want realtime, bulk or redrive)", ErrInvalidJob, q)
 }

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -189,26 +188,6 @@ func (s *session) enqueuer() (*tasks.Enqueuer, *asynq.Client) {
 func (a *app) fail(err error) int {
 	fmt.Fprintf(a.stderr, "enqueue: %v\n", err)
 	return exitError
-}
-
-// checkQueue refuses an unknown queue name before anything is read.
-func checkQueue(q string) error {
-	for _, k := range tasks.Queues {
-		if q == k {
-			return nil
-		}
-	}
-	return fmt.Errorf("unknown queue %q (want realtime, bulk or redrive)", q)
-}
-
-// isTerminal reports whether w is a terminal, for the progress bar.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // indent prefixes every line of s.

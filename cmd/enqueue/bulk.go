@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/gatewayq/gatewayq/internal/termui"
 	"io"
 	"os"
 	"strings"
@@ -45,7 +46,7 @@ func (a *app) bulk(ctx context.Context, g *globals, args []string) int {
 		fs.Usage()
 		return exitError
 	}
-	if err := checkQueue(*queue); err != nil {
+	if err := tasks.CheckQueue(*queue); err != nil {
 		return a.fail(err)
 	}
 	path := pos[0]
@@ -83,7 +84,7 @@ func (a *app) bulk(ctx context.Context, g *globals, args []string) int {
 		in = f
 	}
 
-	bar := newProgressPrinter(a.stderr, isTerminal(a.stderr))
+	bar := newProgressPrinter(a.stderr, termui.IsTerminal(a.stderr))
 	opts.OnProgress = bar.print
 	opts.ProgressInterval = bar.interval
 	rep, err := jobfile.Enqueue(ctx, in, enq, opts)

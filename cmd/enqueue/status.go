@@ -34,7 +34,7 @@ func (a *app) status(ctx context.Context, g *globals, args []string) int {
 	id := pos[0]
 	queues := tasks.Queues
 	if *queue != "" {
-		if err := checkQueue(*queue); err != nil {
+		if err := tasks.CheckQueue(*queue); err != nil {
 			return a.fail(err)
 		}
 		queues = []string{*queue}

@@ -46,7 +46,7 @@ func (a *app) submit(ctx context.Context, g *globals, args []string) int {
 		fs.Usage()
 		return exitError
 	}
-	if err := checkQueue(*queue); err != nil {
+	if err := tasks.CheckQueue(*queue); err != nil {
 		return a.fail(err)
 	}
 
