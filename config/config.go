@@ -60,6 +60,12 @@ type Redis struct {
 	// scripts use hash tags to keep their keys in one Redis Cluster slot.
 	// Default "gatewayq:".
 	KeyPrefix string `yaml:"key_prefix"`
+	// QueuePrefix is put before the queue names (realtime, bulk, redrive)
+	// so that several gatewayq environments can share one Redis; workers
+	// and producers of one environment must agree on it. Must not contain
+	// "{" or "}" (asynq puts queue names in hash tags). Zero value "": the
+	// plain names. Default "".
+	QueuePrefix string `yaml:"queue_prefix"`
 	// DialTimeout bounds connecting to Redis. Required (> 0). Default 5s.
 	DialTimeout time.Duration `yaml:"dial_timeout"`
 }

@@ -89,6 +89,9 @@ func (c *Config) ValidateFor(role Role) error {
 	case strings.ContainsAny(c.Redis.KeyPrefix, "{}"):
 		es.add("redis.key_prefix", fmt.Errorf("must not contain { or }: they would change the Redis Cluster hash slot of our keys; got %q", c.Redis.KeyPrefix))
 	}
+	if strings.ContainsAny(c.Redis.QueuePrefix, "{} ") {
+		es.add("redis.queue_prefix", fmt.Errorf("must not contain {, } or spaces: asynq puts queue names in Redis Cluster hash tags; got %q", c.Redis.QueuePrefix))
+	}
 	positive(&es, "redis.dial_timeout", c.Redis.DialTimeout)
 
 	// endpoints

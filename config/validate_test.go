@@ -41,6 +41,7 @@ func TestValidateFields(t *testing.T) {
 		{name: "redis db negative", mutate: func(c *Config) { c.Redis.DB = -1 }, fields: []string{"redis.db"}},
 		{name: "redis key prefix empty", mutate: func(c *Config) { c.Redis.KeyPrefix = "" }, fields: []string{"redis.key_prefix"}},
 		{name: "redis key prefix with hash tag", mutate: func(c *Config) { c.Redis.KeyPrefix = "{gq}:" }, fields: []string{"redis.key_prefix"}},
+		{name: "redis queue prefix with hash tag", mutate: func(c *Config) { c.Redis.QueuePrefix = "a}b:" }, fields: []string{"redis.queue_prefix"}},
 		{name: "redis dial timeout zero", mutate: func(c *Config) { c.Redis.DialTimeout = 0 }, fields: []string{"redis.dial_timeout"}},
 
 		{name: "base url missing", mutate: func(c *Config) { c.Endpoints.Cloud.BaseURL = "" }, fields: []string{"endpoints.cloud.base_url"}},

@@ -185,7 +185,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	wctx, stopWorkers := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for i := 0; i < o.Workers; i++ {
-		w, err := worker.New(worker.Options{Config: cfg, QueuePrefix: o.QueuePrefix, Logger: log.With("worker", i)})
+		w, err := worker.New(worker.Options{Config: cfg, Logger: log.With("worker", i)})
 		if err != nil {
 			stopWorkers()
 			return nil, err
@@ -203,7 +203,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	start := time.Now()
 	aclient := asynq.NewClient(worker.AsynqRedis(cfg.Redis))
 	defer aclient.Close()
-	enq := tasks.NewEnqueuer(aclient, worker.EnqueueOptions(cfg, o.QueuePrefix))
+	enq := tasks.NewEnqueuer(aclient, worker.EnqueueOptions(cfg))
 	for _, j := range batch.Jobs {
 		q := tasks.QueueBulk
 		if j.Service == gatewayclient.ServiceAccount {
@@ -251,6 +251,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 func Config(redisAddr string, sb *sandbox.Sandbox, files sandbox.PKIFiles, o Options) (*config.Config, error) {
 	cfg := config.Default(config.ProfileSandbox)
 	cfg.Redis.Addr = redisAddr
+	cfg.Redis.QueuePrefix = o.QueuePrefix
 	cfg.Endpoints.Cloud.BaseURL = sb.CloudURL()
 	cfg.Endpoints.Desktop.BaseURL = sb.DesktopURL()
 	cfg.OAuth.BaseURL = sb.DesktopURL()

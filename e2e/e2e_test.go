@@ -132,6 +132,7 @@ func newStack(t *testing.T, so sandbox.Options, do demo.Options) *stack {
 		t.Fatal(err)
 	}
 	cfg.Redis.KeyPrefix = r.Prefix
+	cfg.Redis.QueuePrefix = r.Prefix
 	rdb := redis.NewClient(worker.RedisOptions(cfg.Redis))
 	t.Cleanup(func() { _ = rdb.Close() })
 	store, err := worker.TokenStore(cfg, rdb)
@@ -147,7 +148,7 @@ func newStack(t *testing.T, so sandbox.Options, do demo.Options) *stack {
 	insp := asynq.NewInspector(worker.AsynqRedis(cfg.Redis))
 	t.Cleanup(func() { _ = insp.Close() })
 	return &stack{r: r, sb: sb, cfg: cfg, insp: insp, token: ts.ID,
-		enq: tasks.NewEnqueuer(ac, tasks.EnqueueOptions{Budget: worker.Budget(cfg), MaxRetry: 3, Retention: time.Hour, QueuePrefix: r.Prefix})}
+		enq: tasks.NewEnqueuer(ac, worker.EnqueueOptions(cfg))}
 }
 
 // runWorker runs a worker until the returned stop function is called;
@@ -160,7 +161,7 @@ func (s *stack) runWorker(t *testing.T) (stop func()) {
 
 func (s *stack) startWorker(t *testing.T) (stop func(), w *worker.Worker) {
 	t.Helper()
-	w, err := worker.New(worker.Options{Config: s.cfg, QueuePrefix: s.r.Prefix, Logger: quiet()})
+	w, err := worker.New(worker.Options{Config: s.cfg, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}

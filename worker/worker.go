@@ -28,10 +28,7 @@ import (
 // Options are what a Worker needs besides its config.
 type Options struct {
 	Config *config.Config
-	// QueuePrefix is put before the queue names (tasks.QueueName); empty in
-	// production, unique per test so parallel tests share one Redis.
-	QueuePrefix string
-	Logger      *slog.Logger
+	Logger *slog.Logger
 }
 
 // Worker is one worker process: it runs jobs until its context ends.
@@ -153,12 +150,12 @@ func TokenStore(cfg *config.Config, rdb redis.UniversalClient) (*auth.Store, err
 
 // EnqueueOptions are the enqueue defaults the config implies, for
 // producers sharing the workers' config.
-func EnqueueOptions(cfg *config.Config, queuePrefix string) tasks.EnqueueOptions {
+func EnqueueOptions(cfg *config.Config) tasks.EnqueueOptions {
 	maxRetry := cfg.Worker.MaxRetry
 	if maxRetry == 0 {
 		maxRetry = tasks.NoRetry
 	}
-	return tasks.EnqueueOptions{Budget: Budget(cfg), MaxRetry: maxRetry, Retention: cfg.Worker.ResultRetention, QueuePrefix: queuePrefix}
+	return tasks.EnqueueOptions{Budget: Budget(cfg), MaxRetry: maxRetry, Retention: cfg.Worker.ResultRetention, QueuePrefix: cfg.Redis.QueuePrefix}
 }
 
 // Budget is the job time budget the config implies.
@@ -202,7 +199,7 @@ func New(opts Options) (*Worker, error) {
 
 	queues := map[string]int{}
 	for q, p := range cfg.Worker.Queues {
-		queues[tasks.QueueName(opts.QueuePrefix, q)] = p
+		queues[tasks.QueueName(cfg.Redis.QueuePrefix, q)] = p
 	}
 	srv := asynq.NewServer(AsynqRedis(cfg.Redis), asynq.Config{
 		Concurrency:     cfg.Worker.Concurrency,

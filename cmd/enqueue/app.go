@@ -52,7 +52,7 @@ func (g *globals) register(fs *flag.FlagSet, environ []string) {
 	}
 	fs.StringVar(&g.configPath, "config", g.configPath, "config `file` (YAML; GATEWAYQ_* variables override it; default $GATEWAYQ_CONFIG)")
 	fs.StringVar(&g.redisAddr, "redis", g.redisAddr, "Redis `host:port`, overriding redis.addr")
-	fs.StringVar(&g.queuePrefix, "queue-prefix", g.queuePrefix, "`prefix` of the queue names; the workers must use the same")
+	fs.StringVar(&g.queuePrefix, "queue-prefix", g.queuePrefix, "`prefix` of the queue names, overriding redis.queue_prefix; the workers must use the same")
 }
 
 const usage = `enqueue puts gatewayq jobs on the queues and looks them up.
@@ -68,7 +68,7 @@ Commands:
 Global flags (accepted before or after the command):
   --config FILE         config file (default $GATEWAYQ_CONFIG); GATEWAYQ_* variables override it
   --redis HOST:PORT     Redis address, overriding redis.addr
-  --queue-prefix P      prefix of the queue names; the workers must use the same
+  --queue-prefix P      prefix of the queue names, overriding redis.queue_prefix
 
 Run "enqueue <command> -h" for a command's flags.
 
@@ -174,14 +174,17 @@ func (a *app) connect(g *globals) (*session, error) {
 		// in-process Redis), but the CLI must reach the workers' Redis.
 		return nil, errors.New("no Redis address: give --redis HOST:PORT, set redis.addr in the config file, or GATEWAYQ_REDIS_ADDR")
 	}
-	return &session{cfg: cfg, prefix: g.queuePrefix, redis: worker.AsynqRedis(cfg.Redis)}, nil
+	if g.queuePrefix != "" {
+		cfg.Redis.QueuePrefix = g.queuePrefix
+	}
+	return &session{cfg: cfg, prefix: cfg.Redis.QueuePrefix, redis: worker.AsynqRedis(cfg.Redis)}, nil
 }
 
 // enqueuer returns an enqueuer with the workers' retry, retention and time
 // budget; close the client when done.
 func (s *session) enqueuer() (*tasks.Enqueuer, *asynq.Client) {
 	client := asynq.NewClient(s.redis)
-	return tasks.NewEnqueuer(client, worker.EnqueueOptions(s.cfg, s.prefix)), client
+	return tasks.NewEnqueuer(client, worker.EnqueueOptions(s.cfg)), client
 }
 
 // fail prints err and returns exitError.
