@@ -37,6 +37,7 @@ type Config struct {
 	Tokens    Tokens    `yaml:"tokens"`
 	Gateway   Gateway   `yaml:"gateway"`
 	Limits    Limits    `yaml:"limits"`
+	Breaker   Breaker   `yaml:"breaker"`
 	Worker    Worker    `yaml:"worker"`
 	Log       Log       `yaml:"log"`
 }
@@ -218,7 +219,14 @@ type Gateway struct {
 // no numbers: the defaults are cautious starting points, to be agreed with
 // IR during onboarding. The fleet adapts below them when IR pushes back.
 type Limits struct {
-	// CloudRPS and DesktopRPS are requests per second, > 0. Defaults 10
+	// Mode is "fleet" (default): one limit per endpoint and client
+	// certificate shared by every worker through Redis, adapting to IR's
+	// push-back; or "local": each worker process limits only itself with
+	// the rates below, for a single-process deployment (and as the
+	// benchmark's comparison).
+	Mode string `yaml:"mode"`
+	// CloudRPS and DesktopRPS are requests per second, > 0: the ceiling
+	// of the fleet's rate per endpoint and client certificate. Defaults 10
 	// and 2 (50 and 10 in the sandbox profile).
 	CloudRPS float64 `yaml:"cloud_rps"`
 	// CloudBurst and DesktopBurst are how many requests may go at once
@@ -226,6 +234,57 @@ type Limits struct {
 	CloudBurst   int     `yaml:"cloud_burst"`
 	DesktopRPS   float64 `yaml:"desktop_rps"`
 	DesktopBurst int     `yaml:"desktop_burst"`
+	// CloudMaxInFlight and DesktopMaxInFlight cap the calls in flight
+	// across the fleet, >= 0; with 60 s calls, concurrency rather than
+	// rate can be what IR feels. Zero value: no cap. Defaults 64 and 8.
+	CloudMaxInFlight   int `yaml:"cloud_max_in_flight"`
+	DesktopMaxInFlight int `yaml:"desktop_max_in_flight"`
+	// RealtimeReserve is the share of the rate, in [0, 0.9], that only the
+	// realtime queue may use, so a nightly batch cannot starve event
+	// triggers. Default 0.2.
+	RealtimeReserve float64 `yaml:"realtime_reserve"`
+	// DecreaseFactor multiplies the fleet's effective rate on a throttle
+	// signal (429, 503, the UnAuthorised fault), in (0, 1). Default 0.5.
+	DecreaseFactor float64 `yaml:"decrease_factor"`
+	// IncreasePerSecond is the additive climb of the effective rate after
+	// the last throttle signal, as a fraction of the ceiling per second,
+	// in (0, 1]. Default 0.05 (from half back to the ceiling in 10 s).
+	IncreasePerSecond float64 `yaml:"increase_per_second"`
+	// MinFraction is the floor of the effective rate as a fraction of the
+	// ceiling, in (0, 1]. Default 0.05.
+	MinFraction float64 `yaml:"min_fraction"`
+	// DegradedFraction is the share of the ceiling each worker process
+	// allows itself while Redis is unreachable, in (0, 1]: conservative,
+	// never unlimited. Default 0.25 (a fleet of four stays at the ceiling).
+	DegradedFraction float64 `yaml:"degraded_fraction"`
+	// MaxWait is the longest a job waits in process for a permit; a longer
+	// wait snoozes the job and frees the worker slot. >= 0. Default 5s.
+	MaxWait time.Duration `yaml:"max_wait"`
+}
+
+// Limit modes.
+const (
+	LimitFleet = "fleet"
+	LimitLocal = "local"
+)
+
+// Breaker is the fleet-wide circuit breaker per endpoint: each worker
+// counts its own calls, and one worker tripping opens the breaker for the
+// whole fleet through Redis.
+type Breaker struct {
+	// FailureRatio of calls in the window that trips the breaker, in
+	// (0, 1]. Default 0.5.
+	FailureRatio float64 `yaml:"failure_ratio"`
+	// MinRequests in the window before the ratio counts, >= 1. Default 20.
+	MinRequests int `yaml:"min_requests"`
+	// Window is the rolling window of a worker's counts, > 0. Default 10s.
+	Window time.Duration `yaml:"window"`
+	// OpenFor is how long the fleet stops calling before probing, > 0.
+	// Default 15s.
+	OpenFor time.Duration `yaml:"open_for"`
+	// HalfOpenProbes is how many probe calls the whole fleet makes at once
+	// while half-open, >= 1. Default 1.
+	HalfOpenProbes int `yaml:"half_open_probes"`
 }
 
 // Worker configures the asynq server of the worker daemon.

@@ -133,7 +133,10 @@ func defaults(p Profile) *Config {
 			CallTimeout:         60 * time.Second,
 			MaxIdleConnsPerHost: 20,
 		},
-		Limits: Limits{CloudRPS: 10, CloudBurst: 10, DesktopRPS: 2, DesktopBurst: 2},
+		Limits: Limits{Mode: LimitFleet, CloudRPS: 10, CloudBurst: 10, DesktopRPS: 2, DesktopBurst: 2,
+			CloudMaxInFlight: 64, DesktopMaxInFlight: 8, RealtimeReserve: 0.2, DecreaseFactor: 0.5,
+			IncreasePerSecond: 0.05, MinFraction: 0.05, DegradedFraction: 0.25, MaxWait: 5 * time.Second},
+		Breaker: Breaker{FailureRatio: 0.5, MinRequests: 20, Window: 10 * time.Second, OpenFor: 15 * time.Second, HalfOpenProbes: 1},
 		Worker: Worker{
 			Concurrency:     20,
 			Queues:          Queues{QueueRealtime: 6, QueueBulk: 3, QueueRedrive: 1},
@@ -146,7 +149,7 @@ func defaults(p Profile) *Config {
 	if p == ProfileSandbox || !ok {
 		// The sandbox throttles per its own settings; higher defaults keep
 		// the demo brisk. Logs are read by a person, not a collector.
-		c.Limits = Limits{CloudRPS: 50, CloudBurst: 50, DesktopRPS: 10, DesktopBurst: 10}
+		c.Limits.CloudRPS, c.Limits.CloudBurst, c.Limits.DesktopRPS, c.Limits.DesktopBurst = 50, 50, 10, 10
 		c.Log.Format = "text"
 	}
 	return c

@@ -179,6 +179,42 @@ func (c *Config) ValidateFor(role Role) error {
 	checkBurst(&es, "limits.cloud_burst", c.Limits.CloudBurst)
 	checkRate(&es, "limits.desktop_rps", c.Limits.DesktopRPS)
 	checkBurst(&es, "limits.desktop_burst", c.Limits.DesktopBurst)
+	if c.Limits.Mode != LimitFleet && c.Limits.Mode != LimitLocal {
+		es.add("limits.mode", fmt.Errorf("want %s or %s; got %q", LimitFleet, LimitLocal, c.Limits.Mode))
+	}
+	nonNegative := func(field string, v int) {
+		if v < 0 {
+			es.add(field, fmt.Errorf("must be >= 0 (0 = no cap), got %d", v))
+		}
+	}
+	nonNegative("limits.cloud_max_in_flight", c.Limits.CloudMaxInFlight)
+	nonNegative("limits.desktop_max_in_flight", c.Limits.DesktopMaxInFlight)
+	fraction := func(field string, v, lo, hi float64, loOpen bool) {
+		if v > hi || v < lo || (loOpen && v == lo) {
+			open := "["
+			if loOpen {
+				open = "("
+			}
+			es.add(field, fmt.Errorf("must be in %s%g, %g], got %g", open, lo, hi, v))
+		}
+	}
+	fraction("limits.realtime_reserve", c.Limits.RealtimeReserve, 0, 0.9, false)
+	fraction("limits.decrease_factor", c.Limits.DecreaseFactor, 0, 0.99, true)
+	fraction("limits.increase_per_second", c.Limits.IncreasePerSecond, 0, 1, true)
+	fraction("limits.min_fraction", c.Limits.MinFraction, 0, 1, true)
+	fraction("limits.degraded_fraction", c.Limits.DegradedFraction, 0, 1, true)
+	if c.Limits.MaxWait < 0 {
+		es.add("limits.max_wait", fmt.Errorf("must be >= 0, got %s", c.Limits.MaxWait))
+	}
+	fraction("breaker.failure_ratio", c.Breaker.FailureRatio, 0, 1, true)
+	if c.Breaker.MinRequests < 1 {
+		es.add("breaker.min_requests", fmt.Errorf("must be >= 1, got %d", c.Breaker.MinRequests))
+	}
+	positive(&es, "breaker.window", c.Breaker.Window)
+	positive(&es, "breaker.open_for", c.Breaker.OpenFor)
+	if c.Breaker.HalfOpenProbes < 1 {
+		es.add("breaker.half_open_probes", fmt.Errorf("must be >= 1, got %d", c.Breaker.HalfOpenProbes))
+	}
 
 	// worker
 	if c.Worker.Concurrency < 1 {

@@ -42,6 +42,14 @@ func TestValidateFields(t *testing.T) {
 		{name: "redis key prefix empty", mutate: func(c *Config) { c.Redis.KeyPrefix = "" }, fields: []string{"redis.key_prefix"}},
 		{name: "redis key prefix with hash tag", mutate: func(c *Config) { c.Redis.KeyPrefix = "{gq}:" }, fields: []string{"redis.key_prefix"}},
 		{name: "redis queue prefix with hash tag", mutate: func(c *Config) { c.Redis.QueuePrefix = "a}b:" }, fields: []string{"redis.queue_prefix"}},
+		{name: "unknown limit mode", mutate: func(c *Config) { c.Limits.Mode = "global" }, fields: []string{"limits.mode"}},
+		{name: "negative in-flight cap", mutate: func(c *Config) { c.Limits.CloudMaxInFlight = -1 }, fields: []string{"limits.cloud_max_in_flight"}},
+		{name: "adaptive fractions out of range", mutate: func(c *Config) {
+			c.Limits.RealtimeReserve, c.Limits.DecreaseFactor, c.Limits.IncreasePerSecond, c.Limits.MinFraction, c.Limits.DegradedFraction = 1, 1, 0, 0, 2
+		}, fields: []string{"limits.realtime_reserve", "limits.decrease_factor", "limits.increase_per_second", "limits.min_fraction", "limits.degraded_fraction"}},
+		{name: "breaker settings", mutate: func(c *Config) {
+			c.Breaker = Breaker{FailureRatio: 0, MinRequests: 0, Window: 0, OpenFor: 0, HalfOpenProbes: 0}
+		}, fields: []string{"breaker.failure_ratio", "breaker.min_requests", "breaker.window", "breaker.open_for", "breaker.half_open_probes"}},
 		{name: "redis dial timeout zero", mutate: func(c *Config) { c.Redis.DialTimeout = 0 }, fields: []string{"redis.dial_timeout"}},
 
 		{name: "base url missing", mutate: func(c *Config) { c.Endpoints.Cloud.BaseURL = "" }, fields: []string{"endpoints.cloud.base_url"}},
