@@ -46,10 +46,10 @@ func TestValidateFields(t *testing.T) {
 		{name: "negative in-flight cap", mutate: func(c *Config) { c.Limits.CloudMaxInFlight = -1 }, fields: []string{"limits.cloud_max_in_flight"}},
 		{name: "adaptive fractions out of range", mutate: func(c *Config) {
 			c.Limits.RealtimeReserve, c.Limits.DecreaseFactor, c.Limits.IncreasePerSecond, c.Limits.MinFraction, c.Limits.DegradedFraction = 1, 1, 0, 0, 2
-		}, fields: []string{"limits.realtime_reserve", "limits.decrease_factor", "limits.increase_per_second", "limits.min_fraction", "limits.degraded_fraction"}},
+		}, fields: []string{"limits.decrease_factor", "limits.degraded_fraction", "limits.increase_per_second", "limits.min_fraction", "limits.realtime_reserve"}},
 		{name: "breaker settings", mutate: func(c *Config) {
 			c.Breaker = Breaker{FailureRatio: 0, MinRequests: 0, Window: 0, OpenFor: 0, HalfOpenProbes: 0}
-		}, fields: []string{"breaker.failure_ratio", "breaker.min_requests", "breaker.window", "breaker.open_for", "breaker.half_open_probes"}},
+		}, fields: []string{"breaker.failure_ratio", "breaker.half_open_probes", "breaker.min_requests", "breaker.open_for", "breaker.window"}},
 		{name: "redis dial timeout zero", mutate: func(c *Config) { c.Redis.DialTimeout = 0 }, fields: []string{"redis.dial_timeout"}},
 
 		{name: "base url missing", mutate: func(c *Config) { c.Endpoints.Cloud.BaseURL = "" }, fields: []string{"endpoints.cloud.base_url"}},
