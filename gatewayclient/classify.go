@@ -324,3 +324,43 @@ func ThrottleSignal(err error) bool {
 	}
 	return errors.Is(err, syscall.ECONNRESET)
 }
+
+// GatewayFailure reports whether err says that IR's gateway, or the path to
+// it, is failing: what the circuit breaker counts. An answer IR gave in a
+// well-formed body (even a statusCode that means "retry later", such as 108)
+// shows a working gateway and is not a failure; a 5xx, a network or TLS
+// failure, a call cut at its deadline (a slow failure) or an unreadable
+// answer is.
+func GatewayFailure(err error) bool {
+	if err == nil || BreakerExcluded(err) {
+		return false
+	}
+	var ge *Error
+	if !errors.As(err, &ge) {
+		return false // not a gateway outcome (e.g. our own credentials)
+	}
+	switch ge.Class {
+	case ClassUnavailable, ClassUncertain, ClassMalformed:
+		return true
+	case ClassRetryLater:
+		return ge.HTTPStatus == 0 || ge.HTTPStatus >= 500
+	}
+	return false
+}
+
+// BreakerExcluded reports whether err must not count for the circuit
+// breaker either way: throttling is the limiter's business, an open
+// breaker is the breaker's own answer, and the caller's cancellation says
+// nothing about IR.
+func BreakerExcluded(err error) bool {
+	if err == nil {
+		return false
+	}
+	var ge *Error
+	if errors.As(err, &ge) && (ge.Class == ClassThrottled || ge.Class == ClassBreakerOpen) {
+		return true
+	}
+	// A File cancelled after it was sent is uncertain for the job, but the
+	// cancellation was ours, not IR's failing.
+	return errors.Is(err, context.Canceled)
+}

@@ -189,3 +189,38 @@ func TestParseRetryAfter(t *testing.T) {
 		})
 	}
 }
+
+func TestBreakerVerdicts(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name              string
+		err               error
+		failure, excluded bool
+	}{
+		{"success", nil, false, false},
+		{"503", &Error{Class: ClassUnavailable, HTTPStatus: 503}, true, false},
+		{"dial failure", &Error{Class: ClassUnavailable, Err: errors.New("connection refused")}, true, false},
+		{"File cut at its deadline", &Error{Class: ClassUncertain, Sent: true, Err: context.DeadlineExceeded}, true, false},
+		{"unreadable answer", &Error{Class: ClassMalformed, HTTPStatus: 200}, true, false},
+		{"500 fault", &Error{Class: ClassRetryLater, HTTPStatus: 500}, true, false},
+		{"108 locked in a 200 body", &Error{Class: ClassRetryLater, HTTPStatus: 200, StatusCode: 108}, false, false},
+		{"invalid data", &Error{Class: ClassInvalid, HTTPStatus: 200, StatusCode: 21}, false, false},
+		{"permission", &Error{Class: ClassPermission, HTTPStatus: 200, StatusCode: 4}, false, false},
+		{"429", &Error{Class: ClassThrottled, HTTPStatus: 429}, false, true},
+		{"breaker open", &Error{Class: ClassBreakerOpen}, false, true},
+		{"our cancellation", context.Canceled, false, true},
+		{"File cancelled after sending", &Error{Class: ClassUncertain, Sent: true, Err: context.Canceled}, false, true},
+		{"not a gateway outcome", errors.New("redis down"), false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := GatewayFailure(tt.err); got != tt.failure {
+				t.Errorf("GatewayFailure = %v, want %v", got, tt.failure)
+			}
+			if got := BreakerExcluded(tt.err); got != tt.excluded {
+				t.Errorf("BreakerExcluded = %v, want %v", got, tt.excluded)
+			}
+		})
+	}
+}
