@@ -24,9 +24,20 @@
 // /gateway/account/ and /secure/gateway/account/.
 //
 // Each listener also serves GET /sandbox/stats (Stats as JSON) and, only
-// when Options.AdminToken is set, POST /sandbox/tokens?user=U&ttl=8h with
-// "Authorization: Bearer <AdminToken>", which answers
-// {"access_token","token_type","expires_in","user"} like IssueToken.
+// when Options.AdminToken is set and presented as "Authorization: Bearer
+// <AdminToken>" (else 401; 404 without an AdminToken), the admin endpoints:
+//
+//   - POST /sandbox/tokens?user=U&ttl=8h answers
+//     {"access_token","token_type","expires_in","user"} like IssueToken;
+//   - POST /sandbox/outage?status=503&for=30s starts an outage (SetOutage;
+//     without for, until DELETE /sandbox/outage);
+//   - GET and POST /sandbox/faults read and replace the fault rates, a
+//     Faults JSON object such as {"hang":0.01,"loseResponse":0.05};
+//   - POST /sandbox/throttle?rps=20&burst=5 is SetThrottle (burst defaults
+//     to the one in force);
+//   - GET /sandbox/timeline[?last=30s] answers Timeline as a JSON array.
+//
+// Faults and outages never apply to /sandbox/ paths.
 //
 // # SOAP
 //
@@ -105,9 +116,31 @@
 // # Throttle, latency, counters
 //
 // Every gateway call waits Latency plus up to LatencyJitter (ended early by
-// Close or the client leaving), then takes a token from its caller's bucket
-// (client certificate CN on cloud, remote IP on desktop). Past the rate it
-// is answered 429 with Retry-After in whole seconds and touches nothing
-// else. Stats counts calls per operation, statusCodes, HTTP statuses,
-// throttled calls, filings per natural key and duplicate attempts.
+// Close or the client leaving). Then, before anything is decided (for SOAP
+// once the body is read, so the call is counted under its operation):
+//
+//  1. during an outage (SetOutage) it is answered 503, or the status given,
+//     with a small HTML page as a load balancer sends;
+//  2. an injected fault may take it (Faults, SetFaults): a hang until the
+//     client gives up or Close, a reset (the request read, then an RST with
+//     no answer), or a 500/502 HTML page;
+//  3. it takes a token from its caller's bucket (client certificate CN on
+//     cloud, remote IP on desktop); past the rate it is answered 429 with
+//     Retry-After in whole seconds. SetThrottle applies at once to every
+//     caller's bucket.
+//
+// None of these spends a throttle token or touches the ledger. A File the
+// ledger accepts may then lose its answer (Faults.LoseResponse: reset;
+// Faults.HangAfterCommit: hang): filed, and the client cannot know. Fault
+// draws come from one source seeded by Options.FaultSeed, so calls made one
+// at a time meet the same faults on every run.
+//
+// Stats counts calls per operation, statusCodes, HTTP statuses, throttled
+// calls, outage answers, injected faults, lost responses, filings per
+// natural key and duplicate attempts. Timeline keeps the last ten minutes
+// in 100 ms buckets (Options.TimelineWindow, TimelineResolution): calls
+// arriving, answers by class (OK, Throttled, Unavailable, Faulted, Other)
+// and Files accepted, so a benchmark can read achieved rates, how long
+// callers kept calling into an outage, or how fast they settled under a
+// lowered throttle (TimelineBetween sums a stretch).
 package sandbox

@@ -79,6 +79,19 @@ func (s *Sandbox) fileReturn(w http.ResponseWriter, c *call, sc *soapCtx, f payl
 		return
 	}
 	c.rec.amendment = out.filing.Amended
+	s.timeline.filed(s.now())
+	// The filing is committed; a lost response now leaves the client not
+	// knowing it, exactly the case reconciliation exists for.
+	switch kind := s.inject.afterCommit(); kind {
+	case faultLoseResponse:
+		c.rec.injected = kind
+		reset(w)
+		return
+	case faultHangAfterCommit:
+		c.rec.injected = kind
+		hang(w, c.r)
+		return
+	}
 	body := "                        <responseBody>\n" +
 		"                            <gatewayId>" + esc(out.filing.GatewayID) + "</gatewayId>\n" +
 		"                            <submissionKey>" + esc(out.filing.SubmissionKey) + "</submissionKey>\n" +

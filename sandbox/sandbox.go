@@ -2,13 +2,13 @@ package sandbox
 
 import (
 	"context"
-	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -48,14 +48,26 @@ type Options struct {
 	ThrottleBurst int
 	// M2MIssuer is the iss an M2M JWT must carry. Default "gatewayq-sandbox".
 	M2MIssuer string
-	// AdminToken enables POST /sandbox/tokens for callers presenting it as
-	// "Authorization: Bearer <AdminToken>". Empty (the default) disables the
-	// endpoint. Use a long random string.
+	// AdminToken enables the admin endpoints (POST /sandbox/tokens,
+	// /sandbox/outage, /sandbox/faults, /sandbox/throttle, GET
+	// /sandbox/timeline) for callers presenting it as "Authorization: Bearer
+	// <AdminToken>". Empty (the default) disables them. Use a long random
+	// string.
 	AdminToken string
+	// Faults are the fault rates from the start (see Faults and SetFaults).
+	// Default none.
+	Faults Faults
+	// FaultSeed seeds the draws deciding faults, so that a test making the
+	// same calls one at a time sees the same faults. 0 (the default) picks
+	// a random seed.
+	FaultSeed uint64
+	// TimelineResolution is the width of a timeline Bucket, default 100 ms;
+	// TimelineWindow how far back the timeline reaches, default 10 minutes.
+	TimelineResolution, TimelineWindow time.Duration
 	// Validator checks a payload against IR's XSDs. Default schema.Validate.
 	Validator func(doc []byte) error
-	// Now is the clock for token expiry, M2M JWTs, the throttle and the
-	// 160 window. Default time.Now.
+	// Now is the clock for token expiry, M2M JWTs, the throttle, the 160
+	// window, outages and the timeline. Default time.Now.
 	Now func() time.Time
 	// Logger receives one line per call at Debug and problems at Warn.
 	// Default: discard.
@@ -92,6 +104,8 @@ type Sandbox struct {
 	ledger   *ledger
 	throttle *throttle
 	stats    *counters
+	inject   *injector
+	timeline *timeline
 
 	latencyMu              sync.RWMutex
 	latency, latencyJitter time.Duration
@@ -137,6 +151,12 @@ func New(opts Options) (*Sandbox, error) {
 	if opts.Validator == nil {
 		opts.Validator = defaultValidator
 	}
+	if opts.TimelineResolution == 0 {
+		opts.TimelineResolution = DefaultTimelineResolution
+	}
+	if opts.TimelineWindow == 0 {
+		opts.TimelineWindow = DefaultTimelineWindow
+	}
 	// Certificates are checked by real TLS stacks on the wall clock, not by
 	// the injected one.
 	pki, err := generatePKI(pkiParams{domain: opts.Domain, clients: opts.ClientCerts, serverNames: opts.ServerNames, now: time.Now()})
@@ -154,6 +174,8 @@ func New(opts Options) (*Sandbox, error) {
 		ledger:        newLedger(),
 		throttle:      newThrottle(opts.ThrottleRPS, opts.ThrottleBurst),
 		stats:         newCounters(),
+		inject:        newInjector(opts.Faults, opts.FaultSeed),
+		timeline:      newTimeline(opts.TimelineResolution, opts.TimelineWindow),
 		latency:       opts.Latency,
 		latencyJitter: opts.LatencyJitter,
 	}
@@ -184,6 +206,15 @@ func (o *Options) validate() error {
 	}
 	if o.ThrottleBurst < 0 {
 		errs = append(errs, fmt.Errorf("sandbox: ThrottleBurst %d: must be ≥ 0", o.ThrottleBurst))
+	}
+	if o.TimelineResolution < 0 {
+		errs = append(errs, fmt.Errorf("sandbox: TimelineResolution %s: must be ≥ 0", o.TimelineResolution))
+	}
+	if o.TimelineWindow < 0 || (o.TimelineWindow > 0 && o.TimelineWindow < o.TimelineResolution) {
+		errs = append(errs, fmt.Errorf("sandbox: TimelineWindow %s: must be ≥ TimelineResolution", o.TimelineWindow))
+	}
+	if err := o.Faults.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if strings.ContainsAny(o.Domain, " /\\") {
 		errs = append(errs, fmt.Errorf("sandbox: Domain %q: not a domain name", o.Domain))
@@ -275,8 +306,10 @@ func (s *Sandbox) Start() error {
 	return nil
 }
 
-// Close stops both listeners. Calls waiting on injected latency end at once;
-// others get up to five seconds to finish. Close is idempotent.
+// Close stops both listeners. Calls waiting on injected latency end at once
+// (answered 503), hung calls (Faults.Hang, HangAfterCommit) too (their
+// connections reset); others get up to five seconds to finish. Close is
+// idempotent.
 func (s *Sandbox) Close() error {
 	s.mu.Lock()
 	servers := s.servers
@@ -330,9 +363,19 @@ func (s *Sandbox) Deny(user, identifier, accountType string) {
 	s.deleg.deny(user, identifier, accountType)
 }
 
-// SetThrottle changes the per-caller rate (rps 0 = unlimited) for existing
-// and new callers.
-func (s *Sandbox) SetThrottle(rps float64, burst int) { s.throttle.set(rps, burst) }
+// SetThrottle changes the per-caller rate (rps 0 = unlimited) and burst at
+// once, for existing and new callers: an existing caller's bucket keeps
+// the tokens it had earned and earns at the new rate from now on.
+func (s *Sandbox) SetThrottle(rps float64, burst int) {
+	if math.IsNaN(rps) || math.IsInf(rps, 1) {
+		rps = 0 // no usable limit: unlimited
+	}
+	s.throttle.set(max(rps, 0), burst, s.now())
+	s.log.Info("sandbox throttle set", "rps", rps, "burst", burst)
+}
+
+// Throttle returns the per-caller rate (0 = unlimited) and burst in force.
+func (s *Sandbox) Throttle() (rps float64, burst int) { return s.throttle.get() }
 
 // SetLatency changes the latency added to every gateway call.
 func (s *Sandbox) SetLatency(d, jitter time.Duration) {
@@ -392,7 +435,13 @@ func (s *Sandbox) routes(kind listenerKind) http.Handler {
 		mux.Handle("GET "+base+"status", s.gateway(kind, "account", s.serveAccount(kind, "status")))
 	}
 	mux.HandleFunc("GET /sandbox/stats", s.serveStats)
-	mux.HandleFunc("POST /sandbox/tokens", s.serveIssueToken)
+	mux.HandleFunc("POST /sandbox/tokens", s.admin(s.serveIssueToken))
+	mux.HandleFunc("POST /sandbox/outage", s.admin(s.serveSetOutage))
+	mux.HandleFunc("DELETE /sandbox/outage", s.admin(s.serveEndOutage))
+	mux.HandleFunc("GET /sandbox/faults", s.admin(s.serveGetFaults))
+	mux.HandleFunc("POST /sandbox/faults", s.admin(s.serveSetFaults))
+	mux.HandleFunc("POST /sandbox/throttle", s.admin(s.serveSetThrottle))
+	mux.HandleFunc("GET /sandbox/timeline", s.admin(s.serveTimeline))
 	return mux
 }
 
@@ -400,6 +449,7 @@ func (s *Sandbox) routes(kind listenerKind) http.Handler {
 // counters record when it ends.
 type call struct {
 	kind listenerKind
+	r    *http.Request
 	rec  callRecord
 }
 
@@ -423,23 +473,33 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
+// Unwrap lets http.ResponseController reach the connection (to reset it).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 type gatewayHandler func(w http.ResponseWriter, r *http.Request, c *call)
 
-// gateway wraps a gateway path: counters, the injected latency, a log line.
+// gateway wraps a gateway path: counters, the timeline, the injected
+// latency, a log line.
 func (s *Sandbox) gateway(kind listenerKind, svc string, h gatewayHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := &call{kind: kind, rec: callRecord{label: svc + "/unknown", statusCode: noStatus}}
+		c := &call{kind: kind, r: r, rec: callRecord{label: svc + "/unknown", statusCode: noStatus}}
 		sw := &statusWriter{ResponseWriter: w}
 		start := time.Now()
 		s.stats.begin()
+		s.timeline.arrived(s.now())
 		defer func() {
-			if sw.status == 0 {
+			switch {
+			case !c.rec.injected.answers():
+				sw.status = 0 // the connection was reset: no answer
+			case sw.status == 0:
 				sw.status = http.StatusOK
 			}
 			c.rec.httpStatus = sw.status
 			s.stats.end(c.rec)
+			s.timeline.ended(s.now(), c.rec.class())
 			s.log.Debug("sandbox call", "listener", kind.String(), "op", c.rec.label,
-				"http", sw.status, "statusCode", c.rec.statusCode, "took", time.Since(start))
+				"http", sw.status, "statusCode", c.rec.statusCode, "injected", c.rec.injected.String(),
+				"took", time.Since(start))
 		}()
 		if err := s.wait(r.Context()); err != nil {
 			http.Error(sw, "sandbox is shutting down", http.StatusServiceUnavailable)
@@ -470,9 +530,14 @@ func (s *Sandbox) wait(ctx context.Context) error {
 	}
 }
 
-// admit applies the throttle; a refused call is answered 429 here and
-// touches nothing else.
+// admit decides whether a call reaches its service: an outage, an injected
+// fault (Hang, Reset, HTTP5xx) and the throttle (429) answer here and touch
+// nothing else, in that order, so a call refused by one spends no throttle
+// token.
 func (s *Sandbox) admit(w http.ResponseWriter, r *http.Request, c *call) bool {
+	if !s.intercept(w, r, c) {
+		return false
+	}
 	key := "ip:" + remoteIP(r)
 	if c.kind == listenerCloud && r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		key = "cn:" + r.TLS.PeerCertificates[0].Subject.CommonName
@@ -488,6 +553,33 @@ func (s *Sandbox) admit(w http.ResponseWriter, r *http.Request, c *call) bool {
 	_, _ = w.Write([]byte("Too many requests: the sandbox throttle allows " +
 		strconv.FormatFloat(s.throttle.rate(), 'g', -1, 64) + " requests/s per caller\n"))
 	return false
+}
+
+// intercept applies an outage and the injected faults that strike before
+// a call is served. It answers (or drops) the call and returns false when
+// one does.
+func (s *Sandbox) intercept(w http.ResponseWriter, r *http.Request, c *call) bool {
+	if status, _, on := s.inject.outageAt(s.now()); on {
+		c.rec.outage = true
+		writeProxyError(w, status)
+		return false
+	}
+	switch kind, status := s.inject.before(); kind {
+	case faultHang:
+		c.rec.injected = kind
+		hang(w, r)
+		return false
+	case faultReset:
+		c.rec.injected = kind
+		drain(r)
+		reset(w)
+		return false
+	case fault5xx:
+		c.rec.injected = kind
+		writeProxyError(w, status)
+		return false
+	}
+	return true
 }
 
 func remoteIP(r *http.Request) string {
@@ -512,18 +604,8 @@ type tokenResponse struct {
 	User        string `json:"user"`
 }
 
-// serveIssueToken answers POST /sandbox/tokens?user=U&ttl=8h, only when
-// Options.AdminToken is set and presented as a Bearer token.
+// serveIssueToken answers POST /sandbox/tokens?user=U&ttl=8h.
 func (s *Sandbox) serveIssueToken(w http.ResponseWriter, r *http.Request) {
-	if s.opts.AdminToken == "" {
-		http.NotFound(w, r)
-		return
-	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.opts.AdminToken)) != 1 {
-		http.Error(w, "admin token required", http.StatusUnauthorized)
-		return
-	}
 	user := r.URL.Query().Get("user")
 	if user == "" {
 		http.Error(w, "query parameter user is required", http.StatusBadRequest)

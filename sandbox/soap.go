@@ -80,11 +80,19 @@ func payloadVersion(payload xml.Name) int {
 func (s *Sandbox) serveSOAP(svc *service) gatewayHandler {
 	return func(w http.ResponseWriter, r *http.Request, c *call) {
 		if r.Method != http.MethodPost {
+			// An outage or a fault strikes before any of the service's own
+			// checks; the throttle counts only calls it would serve.
+			if !s.intercept(w, r, c) {
+				return
+			}
 			w.Header().Set("Allow", http.MethodPost)
 			http.Error(w, "SOAP endpoints take POST", http.StatusMethodNotAllowed)
 			return
 		}
 		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/soap+xml" {
+			if !s.intercept(w, r, c) {
+				return
+			}
 			http.Error(w, "Content-Type must be application/soap+xml (SOAP 1.2)", http.StatusUnsupportedMediaType)
 			return
 		}

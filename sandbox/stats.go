@@ -38,8 +38,21 @@ type Stats struct {
 	// DuplicateAttempts counts Files refused as already filed (107, 160):
 	// the client sent a return twice, which reconciliation should prevent.
 	DuplicateAttempts int64 `json:"duplicateAttempts"`
-	// InFlight is the number of gateway calls being handled now.
+	// InFlight is the number of gateway calls being handled now, hung
+	// ones included.
 	InFlight int64 `json:"inFlight"`
+	// Outage counts calls answered by an outage (SetOutage); their HTTP
+	// status is in HTTPStatus too.
+	Outage int64 `json:"outage"`
+	// Injected counts injected faults by kind: "hang", "reset", "http5xx",
+	// "loseResponse", "hangAfterCommit" (see Faults). A hang is counted when
+	// it ends. Hangs and resets send no HTTP answer, so they are not in
+	// HTTPStatus; injected 5xx answers are.
+	Injected map[string]int64 `json:"injected"`
+	// LostResponses counts Files the ledger accepted whose answer was then
+	// withheld (Faults.LoseResponse, Faults.HangAfterCommit): the return is
+	// filed and the client cannot know it.
+	LostResponses int64 `json:"lostResponses"`
 }
 
 // counters accumulates Stats. One mutex: the sandbox's own cost is not what
@@ -55,6 +68,7 @@ func newCounters() *counters {
 		StatusCodes: map[int]int64{},
 		HTTPStatus:  map[int]int64{},
 		RESTErrors:  map[string]int64{},
+		Injected:    map[string]int64{},
 	}}
 }
 
@@ -67,7 +81,7 @@ func (c *counters) begin() {
 // callRecord is what one finished call adds.
 type callRecord struct {
 	label      string
-	httpStatus int
+	httpStatus int // 0 when no HTTP answer was sent (hang, reset)
 	statusCode int // SOAP statusCode; noStatus when none
 	restCode   string
 	throttled  bool
@@ -75,6 +89,8 @@ type callRecord struct {
 	authFail   bool
 	dupAttempt bool
 	amendment  bool
+	outage     bool
+	injected   faultKind
 }
 
 const noStatus = -1 << 31
@@ -84,7 +100,9 @@ func (c *counters) end(r callRecord) {
 	defer c.mu.Unlock()
 	c.s.InFlight--
 	c.s.Calls[r.label]++
-	c.s.HTTPStatus[r.httpStatus]++
+	if r.httpStatus != 0 {
+		c.s.HTTPStatus[r.httpStatus]++
+	}
 	if r.statusCode != noStatus {
 		c.s.StatusCodes[r.statusCode]++
 	}
@@ -106,6 +124,15 @@ func (c *counters) end(r callRecord) {
 	if r.amendment {
 		c.s.Amendments++
 	}
+	if r.outage {
+		c.s.Outage++
+	}
+	if r.injected != faultNone {
+		c.s.Injected[r.injected.String()]++
+		if r.injected.afterCommit() {
+			c.s.LostResponses++
+		}
+	}
 }
 
 func (c *counters) snapshot() Stats {
@@ -116,5 +143,6 @@ func (c *counters) snapshot() Stats {
 	s.StatusCodes = maps.Clone(c.s.StatusCodes)
 	s.HTTPStatus = maps.Clone(c.s.HTTPStatus)
 	s.RESTErrors = maps.Clone(c.s.RESTErrors)
+	s.Injected = maps.Clone(c.s.Injected)
 	return s
 }

@@ -19,22 +19,33 @@ type throttle struct {
 
 func newThrottle(rps float64, burst int) *throttle {
 	t := &throttle{buckets: map[string]*rate.Limiter{}}
-	t.set(rps, burst)
+	t.set(rps, burst, time.Now())
 	return t
 }
 
-// set changes the rate of every bucket, existing and future. rps ≤ 0 means
-// unlimited; a burst below 1 is raised to 1 so a positive rate admits calls.
-func (t *throttle) set(rps float64, burst int) {
+// set changes the rate of every bucket, existing and future, at now (the
+// sandbox's clock, which the buckets run on): an existing bucket keeps the
+// tokens it earned at the old rate until now, then earns at the new one,
+// and never holds more than the new burst. rps ≤ 0 means unlimited; a
+// burst below 1 is raised to 1 so a positive rate admits calls.
+func (t *throttle) set(rps float64, burst int, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if burst < 1 {
 		burst = 1
 	}
 	t.rps, t.burst = rps, burst
+	if rps <= 0 {
+		// Unlimited: the buckets are dropped rather than set to rate.Inf,
+		// whose token arithmetic yields NaN (0 s × Inf) when a rate is set
+		// again at the same instant. A caller starts afresh with a full
+		// bucket when a limit returns, as if it had been idle.
+		clear(t.buckets)
+		return
+	}
 	for _, b := range t.buckets {
-		b.SetLimit(t.limit())
-		b.SetBurst(burst)
+		b.SetLimitAt(now, t.limit())
+		b.SetBurstAt(now, burst)
 	}
 }
 
@@ -85,4 +96,11 @@ func (t *throttle) rate() float64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.rps
+}
+
+// get returns the configured rate and burst.
+func (t *throttle) get() (float64, int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.rps, t.burst
 }

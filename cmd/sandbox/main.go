@@ -6,9 +6,18 @@
 //	curl --cacert .run/sandbox/ca.pem --cert .run/sandbox/client.pem \
 //	     --key .run/sandbox/client-key.pem https://127.0.0.1:4046/sandbox/stats
 //
-// The admin endpoint POST /sandbox/tokens is enabled when the environment
-// variable GATEWAYQ_SANDBOX_ADMIN_TOKEN holds a secret (never a flag: flags
-// show in ps).
+// Fault injection starts with the --fault-* flags (probabilities per call,
+// see sandbox.Faults), e.g. --fault-reset 0.01 --fault-lose-response 0.02.
+//
+// The admin endpoints (POST /sandbox/tokens, POST and DELETE
+// /sandbox/outage, GET and POST /sandbox/faults, POST /sandbox/throttle,
+// GET /sandbox/timeline) are enabled when the environment variable
+// GATEWAYQ_SANDBOX_ADMIN_TOKEN holds a secret (never a flag: flags show in
+// ps), presented as "Authorization: Bearer <secret>":
+//
+//	curl ... -H "Authorization: Bearer $GATEWAYQ_SANDBOX_ADMIN_TOKEN" \
+//	     -X POST 'https://127.0.0.1:4443/sandbox/outage?status=503&for=30s'
+
 package main
 
 import (
@@ -57,7 +66,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		issueToken  = fs.String("issue-token", "", "print an access token for this myIR user at startup (for curl)")
 		tokenTTL    = fs.Duration("token-ttl", sandbox.DefaultTokenTTL, "lifetime of the --issue-token token")
 		verbose     = fs.Bool("v", false, "log every call")
+		faults      sandbox.Faults
+		faultSeed   = fs.Uint64("fault-seed", 0, "seed of the fault draws, for reproducible runs; 0 = random")
 	)
+	fs.Float64Var(&faults.Hang, "fault-hang", 0, "probability a call hangs until the client gives up")
+	fs.Float64Var(&faults.Reset, "fault-reset", 0, "probability a call's connection is reset without an answer")
+	fs.Float64Var(&faults.HTTP5xx, "fault-5xx", 0, "probability a call is answered 500 or 502")
+	fs.Float64Var(&faults.LoseResponse, "fault-lose-response", 0, "probability an accepted File is filed, then its connection reset")
+	fs.Float64Var(&faults.HangAfterCommit, "fault-hang-after-commit", 0, "probability an accepted File is filed, then hangs")
 	var serverNames stringList
 	fs.Var(&serverNames, "server-name", "extra DNS name or IP for the server certificate (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -82,6 +98,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ThrottleBurst: *burst,
 		M2MIssuer:     *issuer,
 		AdminToken:    os.Getenv(adminTokenEnv),
+		Faults:        faults,
+		FaultSeed:     *faultSeed,
 		Logger:        logger,
 	})
 	if err != nil {
@@ -101,6 +119,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, "PKI:            in memory only (no --dir)")
 	}
 	fmt.Fprintf(stdout, "JWT sub:        %s\n", s.PKI().SigningThumbprint)
+	if faults != (sandbox.Faults{}) {
+		fmt.Fprintf(stdout, "faults:         hang %g reset %g 5xx %g lose-response %g hang-after-commit %g\n",
+			faults.Hang, faults.Reset, faults.HTTP5xx, faults.LoseResponse, faults.HangAfterCommit)
+	}
 	if *issueToken != "" {
 		fmt.Fprintf(stdout, "access token for %s: %s\n", *issueToken, s.IssueToken(*issueToken, *tokenTTL))
 	}

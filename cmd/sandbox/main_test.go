@@ -38,7 +38,7 @@ func TestRun(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"--dir", dir, "--cloud-addr", "127.0.0.1:0", "--desktop-addr", "127.0.0.1:0",
-			"--clients", "2", "--issue-token", "alice"}, &out, &errOut)
+			"--clients", "2", "--issue-token", "alice", "--fault-reset", "0.01", "--fault-lose-response", "0.5", "--fault-seed", "7"}, &out, &errOut)
 	}()
 	for !strings.Contains(out.String(), "access token for alice") {
 		select {
@@ -47,7 +47,8 @@ func TestRun(t *testing.T) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	for _, want := range []string{"https://127.0.0.1:", filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-2.pem"), "JWT sub:"} {
+	for _, want := range []string{"https://127.0.0.1:", filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-2.pem"), "JWT sub:",
+		"faults:         hang 0 reset 0.01 5xx 0 lose-response 0.5"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
@@ -63,8 +64,26 @@ func TestRun(t *testing.T) {
 
 func TestRunBadFlag(t *testing.T) {
 	t.Parallel()
-	var out, errOut syncBuffer
-	if err := run(context.Background(), []string{"--clients", "-1", "--dir", t.TempDir()}, &out, &errOut); err == nil {
-		t.Error("run accepted --clients -1")
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"negative clients", []string{"--clients", "-1"}},
+		{"probability above 1", []string{"--fault-hang", "1.5"}},
+		{"probabilities summing past 1", []string{"--fault-reset", "0.6", "--fault-5xx", "0.6"}},
+		{"not a number", []string{"--fault-lose-response", "often"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var out, errOut syncBuffer
+			args := append([]string{"--dir", t.TempDir(), "--cloud-addr", "127.0.0.1:0", "--desktop-addr", "127.0.0.1:0"}, tt.args...)
+			// Cancelled: should run accept the flags, it returns at once.
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			if err := run(ctx, args, &out, &errOut); err == nil {
+				t.Errorf("run accepted %v", tt.args)
+			}
+		})
 	}
 }
