@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
 
+	"github.com/gatewayq/gatewayq/breaker"
 	"github.com/gatewayq/gatewayq/gatewayclient"
 	"github.com/gatewayq/gatewayq/ratelimit"
 )
@@ -25,23 +27,60 @@ type CredentialSource interface {
 	For(ctx context.Context, auth Auth) (gatewayclient.Credentials, error)
 }
 
-// Limiter hands out permits for gateway calls; *ratelimit.Local is one.
+// Limiter hands out permits for gateway calls: *ratelimit.Fleet (one
+// limit for the whole fleet, adapting to IR's push-back) or
+// *ratelimit.Local (per process).
 type Limiter interface {
-	Wait(ctx context.Context, key string, maxWait time.Duration) error
+	Acquire(ctx context.Context, key string, p ratelimit.Priority, maxWait time.Duration) (*ratelimit.Permit, error)
+	Throttled(ctx context.Context, key string, retryAfter time.Duration) error
+}
+
+// Breaker guards an endpoint: *breaker.Fleet. Allow refuses with an error
+// wrapping breaker.ErrOpen while the breaker is open; otherwise done must
+// be called with the call's outcome.
+type Breaker interface {
+	Allow(ctx context.Context, key string) (done func(error), err error)
 }
 
 var (
 	_ Caller  = (*gatewayclient.Client)(nil)
 	_ Limiter = (*ratelimit.Local)(nil)
+	_ Limiter = (*ratelimit.Fleet)(nil)
+	_ Breaker = (*breaker.Fleet)(nil)
 )
+
+// errNotCalled tells the breaker that an allowed call was not made (the
+// limiter delayed it): it counts neither way.
+var errNotCalled = context.Canceled
 
 // Handler runs gatewayq jobs. It implements asynq.Handler.
 type Handler struct {
 	Client      Caller
 	Credentials CredentialSource
 	Limiter     Limiter // nil: no limit
-	Budget      Budget
-	Logger      *slog.Logger
+	Breaker     Breaker // nil: no breaker
+	// Keys names the limit and breaker of each endpoint: IR throttles per
+	// client certificate, so "cloud:<certificate CN>". An endpoint missing
+	// here uses its kind ("cloud", "desktop").
+	Keys   map[gatewayclient.EndpointKind]string
+	Budget Budget
+	Logger *slog.Logger
+}
+
+func (h *Handler) key(e gatewayclient.EndpointKind) string {
+	if k, ok := h.Keys[e]; ok {
+		return k
+	}
+	return string(e)
+}
+
+// priority is the limiter priority of the queue the task came from: event
+// triggers may use the rate's realtime reserve.
+func priority(ctx context.Context) ratelimit.Priority {
+	if q, ok := asynq.GetQueueName(ctx); ok && strings.HasSuffix(q, QueueRealtime) {
+		return ratelimit.PriorityRealtime
+	}
+	return ratelimit.PriorityBulk
 }
 
 // Outcome is what a job's result holds (written with the task's
@@ -121,41 +160,72 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 	budget := h.Budget.withDefaults()
 
+	// Credentials first: a job whose token set is gone must not take a
+	// permit or count for the breaker.
+	creds, credErr := h.Credentials.For(ctx, j.Auth)
+	if credErr != nil {
+		return h.finish(ctx, log, t, j, nil, classifyCredentialError(credErr), 0)
+	}
+
+	key := h.key(j.Endpoint)
+	breakerDone := func(error) {}
+	if h.Breaker != nil {
+		done, err := h.Breaker.Allow(ctx, key)
+		if err != nil {
+			var oe *breaker.OpenError
+			if errors.As(err, &oe) {
+				return &SnoozeError{Delay: oe.RetryIn, Reason: "circuit breaker open for " + key}
+			}
+			return err
+		}
+		breakerDone = done
+	}
 	if h.Limiter != nil {
-		if err := h.Limiter.Wait(ctx, string(j.Endpoint), budget.LimiterWait); err != nil {
+		permit, err := h.Limiter.Acquire(ctx, key, priority(ctx), budget.LimiterWait)
+		if err != nil {
+			breakerDone(errNotCalled)
 			var de *ratelimit.DelayError
 			if errors.As(err, &de) {
-				return &SnoozeError{Delay: de.RetryIn, Reason: "waiting for a rate-limit permit"}
+				return &SnoozeError{Delay: de.RetryIn, Reason: "waiting for a rate-limit permit (" + de.Reason + ")"}
 			}
 			return err // the task's own context ended
 		}
+		// The in-flight slot is held until the call has really ended.
+		defer permit.Release()
 	}
 
 	start := time.Now()
-	var (
-		res     *gatewayclient.Result
-		callErr error
-	)
-	creds, err := h.Credentials.For(ctx, j.Auth)
-	if err != nil {
-		callErr = classifyCredentialError(err)
-	} else {
-		callCtx, cancel := context.WithTimeout(ctx, budget.Call)
-		res, callErr = h.Client.Do(callCtx, gatewayclient.Request{
-			Endpoint:    j.Endpoint,
-			Service:     j.Service,
-			Operation:   j.Operation,
-			Payload:     []byte(j.Body),
-			Credentials: creds,
-		})
-		cancel()
-	}
+	callCtx, cancel := context.WithTimeout(ctx, budget.Call)
+	res, callErr := h.Client.Do(callCtx, gatewayclient.Request{
+		Endpoint:    j.Endpoint,
+		Service:     j.Service,
+		Operation:   j.Operation,
+		Payload:     []byte(j.Body),
+		Credentials: creds,
+	})
+	cancel()
 	elapsed := time.Since(start)
+	breakerDone(callErr)
+	if h.Limiter != nil && gatewayclient.ThrottleSignal(callErr) {
+		var ge *gatewayclient.Error
+		var retryAfter time.Duration
+		if errors.As(callErr, &ge) {
+			retryAfter = ge.RetryAfter
+		}
+		if err := h.Limiter.Throttled(ctx, key, retryAfter); err != nil {
+			log.Warn("could not tell the fleet limiter about IR's push-back", "err", err)
+		}
+	}
 	if callErr != nil && ctx.Err() != nil && !isGatewayError(callErr) {
 		// The worker is stopping or the task timed out before the call
 		// began: nothing was sent, asynq retries the task.
 		return ctx.Err()
 	}
+	return h.finish(ctx, log, t, j, res, callErr, elapsed)
+}
+
+// finish records a job's outcome and tells asynq what to do next.
+func (h *Handler) finish(ctx context.Context, log *slog.Logger, t *asynq.Task, j *Job, res *gatewayclient.Result, callErr error, elapsed time.Duration) error {
 	if callErr == nil {
 		out := h.outcome(j, res, nil, elapsed)
 		if err := writeResult(t, out); err != nil {
@@ -164,7 +234,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		log.Info("job done", "status_code", out.StatusCode, "gateway_id", out.GatewayID, "ms", out.DurationMS)
 		return nil
 	}
-	err = h.mapOutcome(log, j, res, callErr)
+	err := h.mapOutcome(log, j, res, callErr)
 	var parked *ParkedError
 	if errors.As(err, &parked) {
 		// A parked job's outcome is what the operator acts on in the

@@ -6,11 +6,13 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
 
+	"github.com/gatewayq/gatewayq/breaker"
 	"github.com/gatewayq/gatewayq/gatewayclient"
 	"github.com/gatewayq/gatewayq/ratelimit"
 )
@@ -46,9 +48,11 @@ func (f fakeCreds) For(context.Context, Auth) (gatewayclient.Credentials, error)
 
 type refusingLimiter struct{ retryIn time.Duration }
 
-func (l refusingLimiter) Wait(context.Context, string, time.Duration) error {
-	return &ratelimit.DelayError{Key: "cloud", RetryIn: l.retryIn}
+func (l refusingLimiter) Acquire(context.Context, string, ratelimit.Priority, time.Duration) (*ratelimit.Permit, error) {
+	return nil, &ratelimit.DelayError{Key: "cloud", RetryIn: l.retryIn, Reason: "rate"}
 }
+
+func (l refusingLimiter) Throttled(context.Context, string, time.Duration) error { return nil }
 
 func task(t *testing.T, j *Job) *asynq.Task {
 	t.Helper()
@@ -166,6 +170,93 @@ func TestRetryDelay(t *testing.T) {
 				t.Fatal("back-off shrank")
 			}
 			prevMin = lo
+		}
+	})
+}
+
+type recordingLimiter struct {
+	mu        sync.Mutex
+	acquired  []string
+	prio      []ratelimit.Priority
+	throttled []time.Duration
+}
+
+func (l *recordingLimiter) Acquire(_ context.Context, key string, p ratelimit.Priority, _ time.Duration) (*ratelimit.Permit, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.acquired = append(l.acquired, key)
+	l.prio = append(l.prio, p)
+	return nil, nil // a nil permit's Release is a no-op
+}
+
+func (l *recordingLimiter) Throttled(_ context.Context, _ string, retryAfter time.Duration) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.throttled = append(l.throttled, retryAfter)
+	return nil
+}
+
+type fakeBreaker struct {
+	open    bool
+	outcome []error
+	allowed int
+}
+
+func (b *fakeBreaker) Allow(context.Context, string) (func(error), error) {
+	if b.open {
+		return nil, &breaker.OpenError{Key: "cloud:x", RetryIn: 4 * time.Second}
+	}
+	b.allowed++
+	return func(err error) { b.outcome = append(b.outcome, err) }, nil
+}
+
+func TestHandlerWithLimiterAndBreaker(t *testing.T) {
+	t.Parallel()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	keys := map[gatewayclient.EndpointKind]string{gatewayclient.EndpointCloud: "cloud:abc.irdgws.test"}
+	t.Run("open breaker snoozes without calling or taking a permit", func(t *testing.T) {
+		t.Parallel()
+		c, l, b := &fakeCaller{res: &gatewayclient.Result{}}, &recordingLimiter{}, &fakeBreaker{open: true}
+		h := &Handler{Client: c, Credentials: fakeCreds{}, Limiter: l, Breaker: b, Keys: keys, Logger: quiet}
+		err := h.ProcessTask(context.Background(), task(t, gstJob(t)))
+		var se *SnoozeError
+		if !errors.As(err, &se) || se.Delay != 4*time.Second || IsFailure(err) {
+			t.Fatalf("want a 4s snooze that is no failure, got %v", err)
+		}
+		if c.calls != 0 || len(l.acquired) != 0 {
+			t.Fatalf("calls %d, permits %d: want none", c.calls, len(l.acquired))
+		}
+	})
+	t.Run("a 429 tells the fleet limiter, with Retry-After, and the breaker ignores it", func(t *testing.T) {
+		t.Parallel()
+		c := &fakeCaller{err: &gatewayclient.Error{Class: gatewayclient.ClassThrottled, HTTPStatus: 429, RetryAfter: 3 * time.Second}}
+		l, b := &recordingLimiter{}, &fakeBreaker{}
+		h := &Handler{Client: c, Credentials: fakeCreds{}, Limiter: l, Breaker: b, Keys: keys, Logger: quiet}
+		err := h.ProcessTask(context.Background(), task(t, gstJob(t)))
+		if IsFailure(err) {
+			t.Fatalf("a 429 must not spend the retry budget: %v", err)
+		}
+		if len(l.throttled) != 1 || l.throttled[0] != 3*time.Second {
+			t.Fatalf("throttle signals %v, want one with 3s", l.throttled)
+		}
+		if len(l.acquired) != 1 || l.acquired[0] != "cloud:abc.irdgws.test" || l.prio[0] != ratelimit.PriorityBulk {
+			t.Fatalf("permit for %v %v, want the certificate's key at bulk priority", l.acquired, l.prio)
+		}
+		if len(b.outcome) != 1 || !gatewayclient.BreakerExcluded(b.outcome[0]) {
+			t.Fatalf("breaker told %v, want the 429 (excluded)", b.outcome)
+		}
+	})
+	t.Run("missing credentials touch neither limiter nor breaker", func(t *testing.T) {
+		t.Parallel()
+		c, l, b := &fakeCaller{}, &recordingLimiter{}, &fakeBreaker{}
+		h := &Handler{Client: c, Credentials: fakeCreds{err: &gatewayclient.Error{Class: gatewayclient.ClassAuth, Message: "token set expired"}}, Limiter: l, Breaker: b, Keys: keys, Logger: quiet}
+		err := h.ProcessTask(context.Background(), task(t, gstJob(t)))
+		var p *ParkedError
+		if !errors.As(err, &p) || p.Class != gatewayclient.ClassAuth {
+			t.Fatalf("want parked as auth, got %v", err)
+		}
+		if len(l.acquired) != 0 || b.allowed != 0 || c.calls != 0 {
+			t.Fatal("no permit, breaker slot or call for a job without credentials")
 		}
 	})
 }

@@ -6,6 +6,7 @@ package worker
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,9 +17,13 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gatewayq/gatewayq/auth"
+	"github.com/gatewayq/gatewayq/breaker"
 	"github.com/gatewayq/gatewayq/config"
 	"github.com/gatewayq/gatewayq/gatewayclient"
 	"github.com/gatewayq/gatewayq/ratelimit"
@@ -33,13 +38,14 @@ type Options struct {
 
 // Worker is one worker process: it runs jobs until its context ends.
 type Worker struct {
-	cfg    *config.Config
-	log    *slog.Logger
-	rdb    *redis.Client
-	client *gatewayclient.Client
-	srv    *asynq.Server
-	mux    *asynq.ServeMux
-	health *http.Server
+	cfg     *config.Config
+	log     *slog.Logger
+	rdb     *redis.Client
+	client  *gatewayclient.Client
+	srv     *asynq.Server
+	mux     *asynq.ServeMux
+	health  *http.Server
+	breaker *breaker.Fleet
 
 	mu       sync.Mutex
 	listener net.Listener // set once Run has bound worker.health_addr
@@ -160,7 +166,44 @@ func EnqueueOptions(cfg *config.Config) tasks.EnqueueOptions {
 
 // Budget is the job time budget the config implies.
 func Budget(cfg *config.Config) tasks.Budget {
-	return tasks.Budget{Call: cfg.Gateway.CallTimeout}
+	return tasks.Budget{LimiterWait: cfg.Limits.MaxWait, Call: cfg.Gateway.CallTimeout}
+}
+
+// LimitKeys names each endpoint's limit and breaker. IR throttles the cloud
+// endpoint per client certificate, so its key carries the certificate's
+// CN; every worker with the same certificate shares one limit.
+func LimitKeys(o gatewayclient.Options) map[gatewayclient.EndpointKind]string {
+	keys := map[gatewayclient.EndpointKind]string{
+		gatewayclient.EndpointCloud:   string(gatewayclient.EndpointCloud),
+		gatewayclient.EndpointDesktop: string(gatewayclient.EndpointDesktop),
+	}
+	if c := o.ClientCertificate; c != nil && len(c.Certificate) > 0 {
+		if leaf, err := x509.ParseCertificate(c.Certificate[0]); err == nil && leaf.Subject.CommonName != "" {
+			keys[gatewayclient.EndpointCloud] = "cloud:" + leaf.Subject.CommonName
+		}
+	}
+	return keys
+}
+
+// Limiter builds the limiter the config asks for: the fleet-wide one in
+// Redis, or a per-process one.
+func Limiter(cfg *config.Config, rdb redis.UniversalClient, keys map[gatewayclient.EndpointKind]string, budget tasks.Budget, log *slog.Logger, m *ratelimit.Metrics) (tasks.Limiter, error) {
+	l := cfg.Limits
+	settings := func(rate float64, burst, inFlight int) ratelimit.Settings {
+		return ratelimit.Settings{Rate: rate, Burst: burst, MaxInFlight: inFlight, RealtimeReserve: l.RealtimeReserve,
+			DecreaseFactor: l.DecreaseFactor, IncreasePerSecond: l.IncreasePerSecond, MinFraction: l.MinFraction, DegradedFraction: l.DegradedFraction}
+	}
+	cloud, desktop := keys[gatewayclient.EndpointCloud], keys[gatewayclient.EndpointDesktop]
+	if l.Mode == config.LimitLocal {
+		return ratelimit.NewLocal(map[string]ratelimit.Limit{
+			cloud:   {Rate: l.CloudRPS, Burst: l.CloudBurst},
+			desktop: {Rate: l.DesktopRPS, Burst: l.DesktopBurst},
+		}), nil
+	}
+	return ratelimit.NewFleet(rdb, cfg.Redis.KeyPrefix, map[string]ratelimit.Settings{
+		cloud:   settings(l.CloudRPS, l.CloudBurst, l.CloudMaxInFlight),
+		desktop: settings(l.DesktopRPS, l.DesktopBurst, l.DesktopMaxInFlight),
+	}, ratelimit.FleetOptions{Logger: log.With("component", "ratelimit"), Metrics: m, Hold: budget.TaskTimeout()})
 }
 
 // New builds a worker. It connects to nothing until Run.
@@ -191,11 +234,28 @@ func New(opts Options) (*Worker, error) {
 		_ = rdb.Close()
 		return nil, err
 	}
-	limiter := ratelimit.NewLocal(map[string]ratelimit.Limit{
-		string(gatewayclient.EndpointCloud):   {Rate: cfg.Limits.CloudRPS, Burst: cfg.Limits.CloudBurst},
-		string(gatewayclient.EndpointDesktop): {Rate: cfg.Limits.DesktopRPS, Burst: cfg.Limits.DesktopBurst},
-	})
-	h := &tasks.Handler{Client: client, Credentials: creds, Limiter: limiter, Budget: budget, Logger: log}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	keys := LimitKeys(copts)
+	limiter, err := Limiter(cfg, rdb, keys, budget, log, ratelimit.NewMetrics(reg))
+	if err != nil {
+		_ = rdb.Close()
+		return nil, err
+	}
+	br, err := breaker.New(rdb, cfg.Redis.KeyPrefix, breaker.Settings{
+		FailureRatio:   cfg.Breaker.FailureRatio,
+		MinRequests:    uint32(cfg.Breaker.MinRequests),
+		Window:         cfg.Breaker.Window,
+		OpenFor:        cfg.Breaker.OpenFor,
+		HalfOpenProbes: cfg.Breaker.HalfOpenProbes,
+		IsFailure:      gatewayclient.GatewayFailure,
+		IsExcluded:     gatewayclient.BreakerExcluded,
+	}, breaker.Options{Logger: log.With("component", "breaker"), Metrics: breaker.NewMetrics(reg)})
+	if err != nil {
+		_ = rdb.Close()
+		return nil, err
+	}
+	h := &tasks.Handler{Client: client, Credentials: creds, Limiter: limiter, Breaker: br, Keys: keys, Budget: budget, Logger: log}
 
 	queues := map[string]int{}
 	for q, p := range cfg.Worker.Queues {
@@ -208,15 +268,19 @@ func New(opts Options) (*Worker, error) {
 		IsFailure:       tasks.IsFailure,
 		RetryDelayFunc:  tasks.RetryDelay,
 		ShutdownTimeout: cfg.Worker.ShutdownTimeout,
-		Logger:          asynqLogger{log.With("component", "asynq")},
-		LogLevel:        asynq.WarnLevel,
+		// Snoozed jobs (limiter, breaker, 429) come back within a second of
+		// their time rather than asynq's default five.
+		DelayedTaskCheckInterval: time.Second,
+		Logger:                   asynqLogger{log.With("component", "asynq")},
+		LogLevel:                 asynq.WarnLevel,
 	})
 	mux := asynq.NewServeMux()
 	mux.Handle(tasks.TypeGatewayCall, h)
 
-	w := &Worker{cfg: cfg, log: log, rdb: rdb, client: client, srv: srv, mux: mux}
+	w := &Worker{cfg: cfg, log: log, rdb: rdb, client: client, srv: srv, mux: mux, breaker: br}
 	hm := http.NewServeMux()
 	hm.HandleFunc("GET /healthz", w.healthz)
+	hm.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	w.health = &http.Server{Handler: hm, ReadHeaderTimeout: 5 * time.Second}
 	return w, nil
 }
@@ -244,14 +308,20 @@ func (w *Worker) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	if err := w.breaker.Start(ctx); err != nil {
+		w.closeHealth()
+		return fmt.Errorf("start circuit breaker: %w", err)
+	}
 	if err := w.srv.Start(w.mux); err != nil {
 		w.closeHealth()
+		_ = w.breaker.Close()
 		return fmt.Errorf("start asynq server: %w", err)
 	}
 	w.log.Info("worker running", "concurrency", w.cfg.Worker.Concurrency, "queues", w.cfg.Worker.Queues.String(), "health", w.HealthAddr())
 	<-ctx.Done()
 	w.log.Info("worker stopping: waiting for jobs in flight", "timeout", w.cfg.Worker.ShutdownTimeout)
 	w.srv.Shutdown()
+	_ = w.breaker.Close()
 	w.closeHealth()
 	w.client.CloseIdleConnections()
 	_ = w.rdb.Close()

@@ -65,3 +65,38 @@ func TestLocal(t *testing.T) {
 		}
 	})
 }
+
+func TestLocalAcquire(t *testing.T) {
+	t.Parallel()
+	t.Run("grants a releasable permit within the rate", func(t *testing.T) {
+		t.Parallel()
+		now := time.Unix(1_700_000_000, 0)
+		l := NewLocal(map[string]Limit{"cloud": {Rate: 1, Burst: 1}})
+		l.now = func() time.Time { return now }
+		pm, err := l.Acquire(context.Background(), "cloud", PriorityBulk, 0)
+		if err != nil || pm == nil {
+			t.Fatalf("Acquire = %v, %v", pm, err)
+		}
+		pm.Release()
+		pm.Release()
+		_, err = l.Acquire(context.Background(), "cloud", PriorityRealtime, 0)
+		var de *DelayError
+		if !errors.As(err, &de) || de.Reason != ReasonRate {
+			t.Fatalf("second Acquire: want a rate DelayError, got %v", err)
+		}
+	})
+	t.Run("Throttled changes nothing", func(t *testing.T) {
+		t.Parallel()
+		now := time.Unix(1_700_000_000, 0)
+		l := NewLocal(map[string]Limit{"cloud": {Rate: 1, Burst: 3}})
+		l.now = func() time.Time { return now }
+		if err := l.Throttled(context.Background(), "cloud", time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if _, err := l.Acquire(context.Background(), "cloud", PriorityBulk, 0); err != nil {
+				t.Fatalf("permit %d after a throttle signal: %v", i, err)
+			}
+		}
+	})
+}
