@@ -73,6 +73,10 @@ type Settings struct {
 	// Window before the ratio is considered: the breaker trips only when at
 	// least MinRequests calls have ended. Zero means 20.
 	MinRequests uint32
+	// ConsecutiveFailures trips the breaker after that many failures in a
+	// row, whatever the ratio: an outage must not wait for the window's
+	// earlier successes to age out. Zero: off (only the ratio trips).
+	ConsecutiveFailures uint32
 	// Window is the rolling window of the counts, kept in ten buckets of
 	// Window/10 each. Zero means 10 s.
 	Window time.Duration

@@ -144,8 +144,11 @@ func TestTripsAtRatioPastMinRequests(t *testing.T) {
 		name                              string
 		excluded, other, success, failure int
 		isFailure                         func(error) bool
+		consecutive                       uint32
 		want                              State
 	}{
+		{name: "a run of failures trips despite earlier successes", success: 200, failure: 6, consecutive: 6, want: Open},
+		{name: "a shorter run does not", success: 200, failure: 5, consecutive: 6, want: Closed},
 		{name: "below minimum volume", failure: 9, want: Closed},
 		{name: "at minimum volume and ratio", success: 5, failure: 5, want: Open},
 		{name: "below ratio", success: 6, failure: 4, want: Closed},
@@ -162,6 +165,7 @@ func TestTripsAtRatioPastMinRequests(t *testing.T) {
 			t.Parallel()
 			s := baseSettings()
 			s.IsFailure = tt.isFailure
+			s.ConsecutiveFailures = tt.consecutive
 			f := newLocalFleet(t, s, newClock(), Options{})
 			const key = "cloud:abc"
 			calls(t, f, key, tt.excluded, context.Canceled)

@@ -107,7 +107,7 @@ func (f *Fleet) newLocal(e *entry) *localBreaker {
 	if bucket <= 0 {
 		bucket = f.s.Window
 	}
-	minReq, ratio := f.s.MinRequests, f.s.FailureRatio
+	minReq, ratio, consecutive := f.s.MinRequests, f.s.FailureRatio, f.s.ConsecutiveFailures
 	isFailure := f.s.IsFailure
 	return gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:         e.key,
@@ -117,7 +117,11 @@ func (f *Fleet) newLocal(e *entry) *localBreaker {
 		Timeout: f.s.OpenFor,
 		ReadyToTrip: func(c gobreaker.Counts) bool {
 			n := c.TotalSuccesses + c.TotalFailures
-			if n < minReq || float64(c.TotalFailures)/float64(n) < ratio {
+			// A run of failures with no success between trips at once: in
+			// an outage a window full of earlier successes would otherwise
+			// dilute the ratio for most of the window.
+			runOfFailures := consecutive > 0 && c.ConsecutiveFailures >= consecutive
+			if !runOfFailures && (n < minReq || float64(c.TotalFailures)/float64(n) < ratio) {
 				return false
 			}
 			// Called within the done func, which holds e.mu.

@@ -277,6 +277,11 @@ type Breaker struct {
 	FailureRatio float64 `yaml:"failure_ratio"`
 	// MinRequests in the window before the ratio counts, >= 1. Default 20.
 	MinRequests int `yaml:"min_requests"`
+	// ConsecutiveFailures trips a worker's breaker after that many failed
+	// calls in a row, whatever the ratio, so an outage is noticed at once
+	// rather than when the window's earlier successes have aged out. >= 0;
+	// zero value: off. Default 10.
+	ConsecutiveFailures int `yaml:"consecutive_failures"`
 	// Window is the rolling window of a worker's counts, > 0. Default 10s.
 	Window time.Duration `yaml:"window"`
 	// OpenFor is how long the fleet stops calling before probing, > 0.

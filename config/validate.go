@@ -210,6 +210,9 @@ func (c *Config) ValidateFor(role Role) error {
 	if c.Breaker.MinRequests < 1 {
 		es.add("breaker.min_requests", fmt.Errorf("must be >= 1, got %d", c.Breaker.MinRequests))
 	}
+	if c.Breaker.ConsecutiveFailures < 0 {
+		es.add("breaker.consecutive_failures", fmt.Errorf("must be >= 0 (0 = off), got %d", c.Breaker.ConsecutiveFailures))
+	}
 	positive(&es, "breaker.window", c.Breaker.Window)
 	positive(&es, "breaker.open_for", c.Breaker.OpenFor)
 	if c.Breaker.HalfOpenProbes < 1 {

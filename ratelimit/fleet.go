@@ -269,6 +269,10 @@ func (f *Fleet) enter(ctx context.Context, gate chan struct{}, deadline time.Tim
 
 // try runs the acquire script once (or the local share while degraded).
 // It returns a permit, or a denial, or an error that is not a denial.
+// realtimeActivity is how long after its last permit the realtime
+// priority counts as active, holding bulk to its share of the rate.
+const realtimeActivity = 2 * time.Second
+
 func (f *Fleet) try(ctx context.Context, l *fleetLimit, p Priority, now time.Time) (*Permit, denial, error) {
 	if f.degraded.Load() && !f.claimProbe(now) {
 		return f.tryLocal(l, now)
@@ -285,7 +289,8 @@ func (f *Fleet) try(ctx context.Context, l *fleetLimit, p Priority, now time.Tim
 	if p == PriorityBulk {
 		bulk = 1
 	}
-	args := append(append(make([]any, 0, 10), l.args...), bulk, l.s.MaxInFlight, holder, hold.Microseconds())
+	args := append(append(make([]any, 0, 12), l.args...), bulk, l.s.MaxInFlight, holder, hold.Microseconds(),
+		realtimeActivity.Microseconds(), max(hold, f.opts.Hold).Microseconds())
 	res, err := f.eval(ctx, acquireScript, l.keys, args...)
 	if err != nil {
 		if ctx.Err() == nil && unreachable(err) {

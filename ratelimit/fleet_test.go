@@ -123,14 +123,13 @@ func TestFleetRealtimeReserve(t *testing.T) {
 	t.Parallel()
 	const dur = 2 * time.Second
 	s := Settings{Rate: 40, Burst: 4, RealtimeReserve: 0.25} // bulk: 30/s, burst 3
-	t.Run("bulk alone gets its share only", func(t *testing.T) {
+	t.Run("bulk alone uses the whole rate: an idle reserve is not wasted", func(t *testing.T) {
 		t.Parallel()
 		r := redistest.New(t)
 		f := newRedisFleet(t, r, s, FleetOptions{})
 		got := hammer(t, f, PriorityBulk, 6, dur, nil)
-		bulkMax := 30*dur.Seconds() + 3 + 1
-		if float64(got) > bulkMax || float64(got) < 0.95*30*dur.Seconds() {
-			t.Errorf("bulk alone granted %d in %v, want about %v and at most %v", got, dur, 30*dur.Seconds(), bulkMax)
+		if float64(got) > 40*dur.Seconds()+4+1 || float64(got) < 0.95*40*dur.Seconds() {
+			t.Errorf("bulk alone granted %d in %v, want about %v", got, dur, 40*dur.Seconds())
 		}
 	})
 	t.Run("realtime keeps its share while bulk saturates", func(t *testing.T) {
@@ -143,7 +142,9 @@ func TestFleetRealtimeReserve(t *testing.T) {
 		wg.Go(func() { bulk = hammer(t, bulkFleet, PriorityBulk, 6, dur, nil) })
 		wg.Go(func() { rt = hammer(t, rtFleet, PriorityRealtime, 3, dur, nil) })
 		wg.Wait()
-		if float64(bulk) > 30*dur.Seconds()+3+1 {
+		// Until realtime's first permit, bulk may take the burst of the
+		// whole cell.
+		if float64(bulk) > 30*dur.Seconds()+3+4+1 {
 			t.Errorf("bulk granted %d, more than its share %v", bulk, 30*dur.Seconds()+3)
 		}
 		if float64(rt) < 0.8*10*dur.Seconds() {

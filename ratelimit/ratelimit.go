@@ -43,9 +43,12 @@
 //     now ≤ τ, and the new TAT is stored. Realtime work passes one cell, the
 //     total, at eff. Bulk and redrive work must also pass a second cell at
 //     eff × (1 − RealtimeReserve) with burst ⌊Burst × (1 − RealtimeReserve)⌋
-//     (at least 1): a nightly batch can use at most that share, so the
-//     rest of the total is always there for event triggers. A bulk permit
-//     refused by the second cell only is reported with reason "reserve".
+//     (at least 1) while realtime work is about (it took a permit in the
+//     last two seconds): a nightly batch can then use at most that share, so
+//     the rest of the total is there for event triggers. With no realtime
+//     traffic the second cell is skipped, so an idle reserve is not wasted
+//     and a batch alone gets the whole rate. A bulk permit refused by the
+//     second cell only is reported with reason "reserve".
 //  5. Grant: store both TATs, add the holder to the in-flight set scored by
 //     its expiry (the caller's context deadline, or FleetOptions.Hold), and
 //     return the effective rate. A refusal returns how long until the
@@ -199,7 +202,8 @@ type Settings struct {
 	// cap.
 	MaxInFlight int
 	// RealtimeReserve is the share of the rate, in [0, 0.9], that only
-	// PriorityRealtime may use. Zero value: no reserve.
+	// PriorityRealtime may use while it has traffic; an idle reserve goes
+	// to bulk work. Zero value: no reserve.
 	RealtimeReserve float64
 	// DecreaseFactor multiplies the effective rate on a throttle signal, in
 	// (0, 1). Zero value: 0.5.

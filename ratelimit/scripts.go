@@ -28,6 +28,7 @@ func checkKeyPart(what, s string) error {
 //	dec_at  when the climb from eff starts (the decrease, or the end of its pause)
 //	cool    until when further throttle signals do not decrease the rate
 //	pause   until when no permit is granted (Retry-After)
+//	rt_at   when the realtime priority last took a permit
 //
 // The prelude is shared by the scripts: Redis's clock, the state, and the
 // lazily climbed effective rate.
@@ -40,13 +41,14 @@ local burst = tonumber(ARGV[2])
 local reserve = tonumber(ARGV[3])
 local inc = tonumber(ARGV[4])
 local floor = tonumber(ARGV[5]) * ceiling
-local st = redis.call('HMGET', KEYS[1], 'tat', 'tat_nr', 'eff', 'dec_at', 'cool', 'pause')
+local st = redis.call('HMGET', KEYS[1], 'tat', 'tat_nr', 'eff', 'dec_at', 'cool', 'pause', 'rt_at')
 local tat = tonumber(st[1]) or 0
 local tat_nr = tonumber(st[2]) or 0
 local eff_dec = tonumber(st[3])
 local dec_at = tonumber(st[4]) or 0
 local cool = tonumber(st[5]) or 0
 local pause = tonumber(st[6]) or 0
+local rt_at = tonumber(st[7]) or 0
 local eff = ceiling
 if eff_dec then
   eff = eff_dec + inc * ceiling * math.max(0, now - dec_at) / 1000000
@@ -67,10 +69,18 @@ end
 
 // acquireScript takes one permit, or nothing.
 //
+// The realtime reserve is work-conserving: bulk is held to (1 - reserve)
+// of the rate only while realtime traffic is about (it took a permit in
+// the last ARGV[11] microseconds), so an idle reserve is not wasted.
+// Crashed in-flight holders are swept only when the cap looks full, and
+// the set's TTL is the longest hold (ARGV[12]), to keep the common path
+// to a handful of commands.
+//
 // KEYS: state hash, in-flight sorted set.
 // ARGV: 1 rate ceiling, 2 burst, 3 realtime reserve, 4 increase per second,
 // 5 min fraction, 6 bulk burst, 7 bulk (1) or realtime (0), 8 max in flight
-// (0: no cap), 9 holder id, 10 hold in microseconds.
+// (0: no cap), 9 holder id, 10 hold in microseconds, 11 realtime activity
+// window in microseconds, 12 longest hold in microseconds.
 // Returns {granted (1/0), reason, wait in microseconds, effective rate}.
 var acquireScript = redis.NewScript(scriptPrelude + `
 local bulk_burst = tonumber(ARGV[6])
@@ -82,7 +92,7 @@ if pause > now then
   return {0, 'paused', us(pause - now), e}
 end
 
-if max_if > 0 then
+if max_if > 0 and redis.call('ZCARD', KEYS[2]) >= max_if then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', us(now))
   if redis.call('ZCARD', KEYS[2]) >= max_if then
     local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
@@ -95,7 +105,7 @@ local new_tat = math.max(tat, now) + interval
 local wait = new_tat - burst * interval - now
 local reason = 'rate'
 local new_tat_nr = nil
-if bulk and reserve > 0 then
+if bulk and reserve > 0 and now - rt_at < tonumber(ARGV[11]) then
   local interval_nr = 1000000 / (eff * (1 - reserve))
   new_tat_nr = math.max(tat_nr, now) + interval_nr
   local wait_nr = new_tat_nr - bulk_burst * interval_nr - now
@@ -110,13 +120,16 @@ end
 
 tat = new_tat
 if new_tat_nr then tat_nr = new_tat_nr end
-redis.call('HSET', KEYS[1], 'tat', us(tat), 'tat_nr', us(tat_nr))
+if bulk then
+  redis.call('HSET', KEYS[1], 'tat', us(tat), 'tat_nr', us(tat_nr))
+else
+  rt_at = now
+  redis.call('HSET', KEYS[1], 'tat', us(tat), 'tat_nr', us(tat_nr), 'rt_at', us(now))
+end
 expire_state()
 if max_if > 0 then
-  local expiry = now + tonumber(ARGV[10])
-  redis.call('ZADD', KEYS[2], us(expiry), ARGV[9])
-  local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
-  redis.call('PEXPIRE', KEYS[2], math.ceil((tonumber(last[2]) - now) / 1000) + 1000)
+  redis.call('ZADD', KEYS[2], us(now + tonumber(ARGV[10])), ARGV[9])
+  redis.call('PEXPIRE', KEYS[2], math.ceil(math.max(tonumber(ARGV[10]), tonumber(ARGV[12])) / 1000) + 1000)
 end
 return {1, 'ok', '0', e}
 `)

@@ -243,13 +243,14 @@ func New(opts Options) (*Worker, error) {
 		return nil, err
 	}
 	br, err := breaker.New(rdb, cfg.Redis.KeyPrefix, breaker.Settings{
-		FailureRatio:   cfg.Breaker.FailureRatio,
-		MinRequests:    uint32(cfg.Breaker.MinRequests),
-		Window:         cfg.Breaker.Window,
-		OpenFor:        cfg.Breaker.OpenFor,
-		HalfOpenProbes: cfg.Breaker.HalfOpenProbes,
-		IsFailure:      gatewayclient.GatewayFailure,
-		IsExcluded:     gatewayclient.BreakerExcluded,
+		FailureRatio:        cfg.Breaker.FailureRatio,
+		MinRequests:         uint32(cfg.Breaker.MinRequests),
+		ConsecutiveFailures: uint32(cfg.Breaker.ConsecutiveFailures),
+		Window:              cfg.Breaker.Window,
+		OpenFor:             cfg.Breaker.OpenFor,
+		HalfOpenProbes:      cfg.Breaker.HalfOpenProbes,
+		IsFailure:           gatewayclient.GatewayFailure,
+		IsExcluded:          gatewayclient.BreakerExcluded,
 	}, breaker.Options{Logger: log.With("component", "breaker"), Metrics: breaker.NewMetrics(reg)})
 	if err != nil {
 		_ = rdb.Close()
