@@ -31,7 +31,8 @@ func (r *Report) Print(w io.Writer) {
 	}
 	if o := r.Outage; o != nil {
 		fmt.Fprintf(tw, "outage\t503 for %.0fs mid-batch, %d jobs\t\t\t\n", o.OutageSeconds, o.Jobs)
-		fmt.Fprintf(tw, "  every process stopped after\t%.2f s\t\t\t\n", o.StopSeconds)
+		fmt.Fprintf(tw, "  breaker opened after\t%.2f s\t\t\t\n", o.TripSeconds)
+		fmt.Fprintf(tw, "  every process stopped\t%.2f s after the trip\t\t\t\n", o.StopSeconds)
 		fmt.Fprintf(tw, "  calls while open (probes)\t%d\t\t\t\n", o.CallsWhileOpen)
 		fmt.Fprintf(tw, "  archived / retries spent\t%d / %d\t\t\t\n", o.Archived, o.RetriesSpent)
 		fmt.Fprintf(tw, "  completed\t%d of %d, %.1f s after the outage\t\t\t\n", o.Completed, o.Jobs, o.CompletedSecondsAfterOutage)

@@ -44,13 +44,20 @@ type Adapt struct {
 
 // Outage is a mid-batch 503 outage.
 type Outage struct {
-	OutageSeconds  float64 `json:"outage_seconds"`
-	StopSeconds    float64 `json:"stop_seconds"`
-	CallsWhileOpen int64   `json:"calls_while_open"`
-	Archived       int     `json:"archived"`
-	RetriesSpent   int     `json:"retries_spent"`
-	Completed      int     `json:"completed"`
-	Jobs           int     `json:"jobs"`
+	OutageSeconds float64 `json:"outage_seconds"`
+	// TripSeconds is from the outage's start until the fleet breaker
+	// opened in Redis.
+	TripSeconds float64 `json:"trip_seconds"`
+	// StopSeconds is from the trip until the last call of every process
+	// (the half-open probes aside).
+	StopSeconds float64 `json:"stop_seconds"`
+	// StopSecondsFromOutage is the same from the outage's start.
+	StopSecondsFromOutage float64 `json:"stop_seconds_from_outage"`
+	CallsWhileOpen        int64   `json:"calls_while_open"`
+	Archived              int     `json:"archived"`
+	RetriesSpent          int     `json:"retries_spent"`
+	Completed             int     `json:"completed"`
+	Jobs                  int     `json:"jobs"`
 	// CompletedSecondsAfterOutage is from the outage's end to the last job.
 	CompletedSecondsAfterOutage float64 `json:"completed_seconds_after_outage"`
 }
@@ -342,12 +349,23 @@ func (b *Bench) outage(ctx context.Context) (*Outage, error) {
 	if err := sleepCtx(ctx, pre); err != nil {
 		return nil, err
 	}
+	tripped := make(chan time.Time, 1)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go s.watchTrip(watchCtx, tripped)
 	t0 := time.Now()
 	s.sb.SetOutage(503, d)
 	b.logf("outage: 503 for %s", d)
 	qi, err := s.waitFinished(ctx, n, d+3*time.Minute)
 	if err != nil {
 		return nil, err
+	}
+	stopWatch()
+	var tripAt time.Time
+	select {
+	case tripAt = <-tripped:
+	default:
+		return nil, fmt.Errorf("the breaker never opened during the outage")
 	}
 	s.stopWorkers()
 	_, retried, err := s.outcomes()
@@ -371,7 +389,9 @@ func (b *Bench) outage(ctx context.Context) (*Outage, error) {
 	if lastCall.IsZero() {
 		lastCall = t0
 	}
-	out.StopSeconds = lastCall.Sub(t0).Seconds()
+	out.TripSeconds = tripAt.Sub(t0).Seconds()
+	out.StopSeconds = max(0, lastCall.Sub(tripAt).Seconds())
+	out.StopSecondsFromOutage = lastCall.Sub(t0).Seconds()
 	out.CallsWhileOpen = window(tl, lastCall, end).Calls
 	var lastOK time.Time
 	for _, bk := range tl {
@@ -380,7 +400,7 @@ func (b *Bench) outage(ctx context.Context) (*Outage, error) {
 		}
 	}
 	out.CompletedSecondsAfterOutage = lastOK.Sub(end).Seconds()
-	b.logf("stopped %.2fs after the outage began, %d calls while open, %d archived, %d retries spent, %d/%d completed", out.StopSeconds, out.CallsWhileOpen, out.Archived, out.RetriesSpent, out.Completed, n)
+	b.logf("tripped %.2fs after the outage began; every process stopped %.2fs after the trip; %d calls while open, %d archived, %d retries spent, %d/%d completed", out.TripSeconds, out.StopSeconds, out.CallsWhileOpen, out.Archived, out.RetriesSpent, out.Completed, n)
 	return out, nil
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gatewayq/gatewayq/auth"
+	"github.com/gatewayq/gatewayq/breaker"
 	"github.com/gatewayq/gatewayq/config"
 	"github.com/gatewayq/gatewayq/demo"
 	"github.com/gatewayq/gatewayq/gatewayclient"
@@ -309,4 +310,30 @@ func percentile(v []float64, p float64) float64 {
 	slices.Sort(v)
 	i := int(float64(len(v)-1) * p / 100)
 	return v[i]
+}
+
+// watchTrip sends the first moment the fleet breaker of the cloud
+// endpoint is open in Redis, as every worker sees it.
+func (s *stack) watchTrip(ctx context.Context, tripped chan<- time.Time) {
+	keys := worker.LimitKeys(s.clientOptions())
+	key := breaker.StateKey(s.cfg.Redis.KeyPrefix, keys[gatewayclient.EndpointCloud])
+	for {
+		if st, err := s.rdb.HGet(ctx, key, "state").Result(); err == nil && st == "open" {
+			tripped <- time.Now()
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+func (s *stack) clientOptions() gatewayclient.Options {
+	o, err := worker.ClientOptions(s.cfg, s.b.quiet)
+	if err != nil {
+		return gatewayclient.Options{}
+	}
+	return o
 }

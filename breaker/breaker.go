@@ -243,7 +243,7 @@ func New(rdb redis.UniversalClient, prefix string, s Settings, opts Options) (*F
 	f := &Fleet{
 		rdb:          rdb,
 		id:           newToken()[:12],
-		stateKey:     func(key string) string { return prefix + "{breaker:" + key + "}" },
+		stateKey:     func(key string) string { return StateKey(prefix, key) },
 		channel:      prefix + "breaker:events",
 		s:            s,
 		log:          opts.Logger,
@@ -554,3 +554,8 @@ func (f *Fleet) redisOK() {
 		f.log.Info("Redis reachable again: following the fleet's breaker state")
 	}
 }
+
+// StateKey is the Redis hash holding the fleet state of key's breaker (its
+// "state" field is closed, half-open or open), for operators and tools
+// that watch the fleet from outside.
+func StateKey(prefix, key string) string { return prefix + "{breaker:" + key + "}" }

@@ -246,10 +246,12 @@ type Limits struct {
 	// DecreaseFactor multiplies the fleet's effective rate on a throttle
 	// signal (429, 503, the UnAuthorised fault), in (0, 1). Default 0.5.
 	DecreaseFactor float64 `yaml:"decrease_factor"`
-	// IncreasePerSecond is the additive climb of the effective rate after
-	// the last throttle signal, as a fraction of the ceiling per second,
-	// in (0, 1]. Default 0.05 (from half back to the ceiling in 10 s).
-	IncreasePerSecond float64 `yaml:"increase_per_second"`
+	// Recovery is how long the fleet's rate takes, after a throttle signal
+	// at the ceiling, to climb back to the rate IR refused; it then lingers
+	// there and climbs faster the longer no throttle comes (TCP CUBIC's
+	// curve), so a lowered limit is not hit again and again and a raised
+	// one is found. > 0. Default 5s.
+	Recovery time.Duration `yaml:"recovery"`
 	// MinFraction is the floor of the effective rate as a fraction of the
 	// ceiling, in (0, 1]. Default 0.05.
 	MinFraction float64 `yaml:"min_fraction"`

@@ -200,7 +200,7 @@ func (c *Config) ValidateFor(role Role) error {
 	}
 	fraction("limits.realtime_reserve", c.Limits.RealtimeReserve, 0, 0.9, false)
 	fraction("limits.decrease_factor", c.Limits.DecreaseFactor, 0, 0.99, true)
-	fraction("limits.increase_per_second", c.Limits.IncreasePerSecond, 0, 1, true)
+	positive(&es, "limits.recovery", c.Limits.Recovery)
 	fraction("limits.min_fraction", c.Limits.MinFraction, 0, 1, true)
 	fraction("limits.degraded_fraction", c.Limits.DegradedFraction, 0, 1, true)
 	if c.Limits.MaxWait < 0 {

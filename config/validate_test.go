@@ -45,8 +45,8 @@ func TestValidateFields(t *testing.T) {
 		{name: "unknown limit mode", mutate: func(c *Config) { c.Limits.Mode = "global" }, fields: []string{"limits.mode"}},
 		{name: "negative in-flight cap", mutate: func(c *Config) { c.Limits.CloudMaxInFlight = -1 }, fields: []string{"limits.cloud_max_in_flight"}},
 		{name: "adaptive fractions out of range", mutate: func(c *Config) {
-			c.Limits.RealtimeReserve, c.Limits.DecreaseFactor, c.Limits.IncreasePerSecond, c.Limits.MinFraction, c.Limits.DegradedFraction = 1, 1, 0, 0, 2
-		}, fields: []string{"limits.decrease_factor", "limits.degraded_fraction", "limits.increase_per_second", "limits.min_fraction", "limits.realtime_reserve"}},
+			c.Limits.RealtimeReserve, c.Limits.DecreaseFactor, c.Limits.Recovery, c.Limits.MinFraction, c.Limits.DegradedFraction = 1, 1, 0, 0, 2
+		}, fields: []string{"limits.decrease_factor", "limits.degraded_fraction", "limits.min_fraction", "limits.realtime_reserve", "limits.recovery"}},
 		{name: "breaker settings", mutate: func(c *Config) {
 			c.Breaker = Breaker{FailureRatio: 0, MinRequests: 0, Window: 0, OpenFor: 0, HalfOpenProbes: 0}
 		}, fields: []string{"breaker.failure_ratio", "breaker.half_open_probes", "breaker.min_requests", "breaker.open_for", "breaker.window"}},

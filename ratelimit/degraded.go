@@ -22,6 +22,7 @@ type localShare struct {
 
 	mu     sync.Mutex
 	effDec float64 // 0: no decrease on record
+	wMax   float64 // the rate that was throttled
 	decAt  time.Time
 	cool   time.Time
 	pause  time.Time
@@ -41,7 +42,7 @@ func (ls *localShare) effective(now time.Time) float64 {
 	if ls.effDec == 0 {
 		return ls.ceiling
 	}
-	e := ls.effDec + ls.s.IncreasePerSecond*ls.ceiling*max(0, now.Sub(ls.decAt).Seconds())
+	e := climb(ls.effDec, ls.wMax, ls.s.cubicC(ls.ceiling), max(0, now.Sub(ls.decAt).Seconds()))
 	return min(ls.ceiling, max(ls.s.MinFraction*ls.ceiling, e))
 }
 
@@ -89,8 +90,9 @@ func (ls *localShare) throttled(now time.Time, retryAfter, minCool time.Duration
 	if now.Before(ls.cool) {
 		return
 	}
-	eff := max(ls.s.MinFraction*ls.ceiling, ls.effective(now)*ls.s.DecreaseFactor)
-	ls.effDec = eff
+	w := ls.effective(now)
+	eff := max(ls.s.MinFraction*ls.ceiling, w*ls.s.DecreaseFactor)
+	ls.effDec, ls.wMax = eff, w
 	ls.decAt = now
 	if ls.pause.After(now) {
 		ls.decAt = ls.pause

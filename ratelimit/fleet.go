@@ -34,6 +34,12 @@ type FleetOptions struct {
 	// ProbeInterval is how often, while degraded, one Acquire tries Redis
 	// again. Zero value: 1 s.
 	ProbeInterval time.Duration
+	// PauseThreshold is the longest Retry-After that does not pause the
+	// whole fleet: a Retry-After at or below it delays only the refused
+	// call (the caller's business) and the rate decrease slows the fleet;
+	// a longer one stops every process until it has passed. Zero value:
+	// 1 s, HTTP's smallest Retry-After. Negative: every Retry-After pauses.
+	PauseThreshold time.Duration
 	// InFlightPoll is how often a caller waiting for an in-flight slot asks
 	// again: a slot frees on Release, which nobody announces. Zero value:
 	// 25 ms.
@@ -55,6 +61,9 @@ func (o FleetOptions) withDefaults() FleetOptions {
 	}
 	if o.InFlightPoll <= 0 {
 		o.InFlightPoll = 25 * time.Millisecond
+	}
+	if o.PauseThreshold == 0 {
+		o.PauseThreshold = time.Second
 	}
 	return o
 }
@@ -133,7 +142,7 @@ func NewFleet(rdb redis.UniversalClient, prefix string, limits map[string]Settin
 			key:      key,
 			s:        s,
 			keys:     []string{stateKey(prefix, key), inFlightKey(prefix, key)},
-			args:     []any{s.Rate, s.Burst, s.RealtimeReserve, s.IncreasePerSecond, s.MinFraction, s.bulkBurst()},
+			args:     []any{s.Rate, s.Burst, s.RealtimeReserve, s.cubicC(s.Rate), s.MinFraction, s.bulkBurst()},
 			local:    newLocalShare(s),
 			holdKeys: s.MaxInFlight > 0,
 		}
@@ -378,6 +387,14 @@ func (f *Fleet) Throttled(ctx context.Context, key string, retryAfter time.Durat
 	}
 	f.m.throttle(key)
 	now := f.now()
+	if retryAfter <= f.opts.PauseThreshold {
+		// HTTP cannot say less than a second, so a per-second throttle
+		// answers "1" when it means "not this instant": that delays the
+		// refused call (the caller snoozes it for retryAfter), while the
+		// decrease below slows the fleet. Pausing everyone for it would
+		// idle the fleet for a second on every 429.
+		retryAfter = 0
+	}
 	if !f.degraded.Load() || f.claimProbe(now) {
 		args := append(append(make([]any, 0, 9), l.args...), l.s.DecreaseFactor, max(0, retryAfter).Microseconds(), f.opts.Cooldown.Microseconds())
 		res, err := f.eval(ctx, throttleScript, l.keys[:1], args...)

@@ -271,7 +271,7 @@ func TestFleetAdaptive(t *testing.T) {
 		t.Parallel()
 		r := redistest.New(t)
 		reg := prometheus.NewRegistry()
-		f := newRedisFleet(t, r, Settings{Rate: 100, IncreasePerSecond: 0.001}, FleetOptions{Cooldown: 150 * time.Millisecond, Metrics: NewMetrics(reg)})
+		f := newRedisFleet(t, r, Settings{Rate: 100, Recovery: time.Hour}, FleetOptions{Cooldown: 150 * time.Millisecond, Metrics: NewMetrics(reg)})
 		if got := effective(t, f); got != 100 {
 			t.Fatalf("before any signal effective = %v, want the ceiling", got)
 		}
@@ -297,7 +297,7 @@ func TestFleetAdaptive(t *testing.T) {
 	t.Run("the floor holds", func(t *testing.T) {
 		t.Parallel()
 		r := redistest.New(t)
-		f := newRedisFleet(t, r, Settings{Rate: 100, MinFraction: 0.2, IncreasePerSecond: 0.001}, FleetOptions{Cooldown: time.Millisecond})
+		f := newRedisFleet(t, r, Settings{Rate: 100, MinFraction: 0.2, Recovery: time.Hour}, FleetOptions{Cooldown: time.Millisecond})
 		for range 6 {
 			if err := f.Throttled(ctx, testKey, 0); err != nil {
 				t.Fatal(err)
@@ -311,7 +311,7 @@ func TestFleetAdaptive(t *testing.T) {
 	t.Run("the rate climbs back to the ceiling", func(t *testing.T) {
 		t.Parallel()
 		r := redistest.New(t)
-		f := newRedisFleet(t, r, Settings{Rate: 100, IncreasePerSecond: 1}, FleetOptions{})
+		f := newRedisFleet(t, r, Settings{Rate: 100, Recovery: time.Second}, FleetOptions{})
 		if err := f.Throttled(ctx, testKey, 0); err != nil {
 			t.Fatal(err)
 		}
@@ -336,10 +336,30 @@ func TestFleetAdaptive(t *testing.T) {
 			}
 		}
 	})
+	t.Run("a one-second Retry-After slows the fleet without pausing it", func(t *testing.T) {
+		t.Parallel()
+		r := redistest.New(t)
+		f := newRedisFleet(t, r, Settings{Rate: 100, Recovery: time.Hour}, FleetOptions{})
+		if err := f.Throttled(ctx, testKey, time.Second); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		p, err := f.Acquire(ctx, testKey, PriorityRealtime, 500*time.Millisecond)
+		if err != nil {
+			t.Fatalf("a permit within half a second of a 1 s Retry-After: %v", err)
+		}
+		p.Release()
+		if waited := time.Since(start); waited > 300*time.Millisecond {
+			t.Fatalf("waited %v: the fleet paused", waited)
+		}
+		if got := effective(t, f); got > 51 {
+			t.Fatalf("effective = %v, want the decrease to 50", got)
+		}
+	})
 	t.Run("grants follow the decreased rate", func(t *testing.T) {
 		t.Parallel()
 		r := redistest.New(t)
-		f := newRedisFleet(t, r, Settings{Rate: 60, Burst: 6, IncreasePerSecond: 0.001}, FleetOptions{})
+		f := newRedisFleet(t, r, Settings{Rate: 60, Burst: 6, Recovery: time.Hour}, FleetOptions{})
 		if err := f.Throttled(ctx, testKey, 0); err != nil {
 			t.Fatal(err)
 		}
@@ -349,11 +369,12 @@ func TestFleetAdaptive(t *testing.T) {
 			t.Errorf("granted %d in 1.5 s after a decrease to 30/s", got)
 		}
 	})
-	t.Run("Retry-After pauses every process", func(t *testing.T) {
+	t.Run("a Retry-After past the threshold pauses every process", func(t *testing.T) {
 		t.Parallel()
 		r := redistest.New(t)
 		s := Settings{Rate: 100}
-		f1, f2 := newRedisFleet(t, r, s, FleetOptions{}), newRedisFleet(t, r, s, FleetOptions{})
+		opts := FleetOptions{PauseThreshold: 100 * time.Millisecond}
+		f1, f2 := newRedisFleet(t, r, s, opts), newRedisFleet(t, r, s, opts)
 		if err := f1.Throttled(ctx, testKey, 400*time.Millisecond); err != nil {
 			t.Fatal(err)
 		}

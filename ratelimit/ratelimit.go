@@ -34,9 +34,13 @@
 //     never releases), then deny with reason "in_flight" if MaxInFlight
 //     holders remain. Nothing has been taken yet, so a full cap costs no
 //     rate permit.
-//  3. Effective rate. eff = min(Rate, effAtDecrease + IncreasePerSecond ×
-//     Rate × seconds since the decrease), never below MinFraction × Rate.
-//     With no decrease on record, eff = Rate.
+//  3. Effective rate. With no decrease on record, eff = Rate. After a
+//     throttle signal at rate W, eff climbs from W × DecreaseFactor along
+//     TCP CUBIC's curve W + C(t − K)³, with K = ∛(W(1 − DecreaseFactor)/C)
+//     and C = Rate(1 − DecreaseFactor)/Recovery³: it is back at W after K
+//     seconds (Recovery, for W = Rate), lingers there, then climbs faster
+//     the longer no throttle comes. Capped at Rate, never below
+//     MinFraction × Rate.
 //  4. Rate, by GCRA (the generic cell rate algorithm): a cell is one
 //     "theoretical arrival time" (TAT); with emission interval T = 1/eff and
 //     tolerance τ = Burst × T, a permit is allowed when max(TAT, now) + T −
@@ -208,9 +212,13 @@ type Settings struct {
 	// DecreaseFactor multiplies the effective rate on a throttle signal, in
 	// (0, 1). Zero value: 0.5.
 	DecreaseFactor float64
-	// IncreasePerSecond is the additive climb after a decrease, as a share
-	// of Rate per second, in (0, 1]. Zero value: 0.05.
-	IncreasePerSecond float64
+	// Recovery is how long the effective rate takes, after a throttle
+	// signal at the ceiling, to climb back to the rate that was throttled.
+	// The climb is TCP CUBIC's: fast at first, lingering near the rate IR
+	// last refused, then faster the longer no throttle comes, so the fleet
+	// neither keeps hitting a lowered limit nor stays low once it is raised.
+	// Zero value: 5 s.
+	Recovery time.Duration
 	// MinFraction is the effective rate's floor as a share of Rate, in
 	// (0, 1]. Zero value: 0.05.
 	MinFraction float64
@@ -228,8 +236,8 @@ func (s Settings) WithDefaults() Settings {
 	if s.DecreaseFactor == 0 {
 		s.DecreaseFactor = 0.5
 	}
-	if s.IncreasePerSecond == 0 {
-		s.IncreasePerSecond = 0.05
+	if s.Recovery == 0 {
+		s.Recovery = 5 * time.Second
 	}
 	if s.MinFraction == 0 {
 		s.MinFraction = 0.05
@@ -262,8 +270,8 @@ func (s Settings) Validate() error {
 	if !(s.DecreaseFactor > 0 && s.DecreaseFactor < 1) {
 		bad("DecreaseFactor", "in (0, 1)", s.DecreaseFactor)
 	}
-	if !(s.IncreasePerSecond > 0 && s.IncreasePerSecond <= 1) {
-		bad("IncreasePerSecond", "in (0, 1]", s.IncreasePerSecond)
+	if s.Recovery <= 0 {
+		bad("Recovery", "> 0", s.Recovery)
 	}
 	if !(s.MinFraction > 0 && s.MinFraction <= 1) {
 		bad("MinFraction", "in (0, 1]", s.MinFraction)
@@ -292,4 +300,20 @@ func (s Settings) degradedInFlight() int {
 		return 0
 	}
 	return max(1, int(math.Floor(float64(s.MaxInFlight)*s.DegradedFraction)))
+}
+
+// cubicC is the constant of the climb for a ceiling: the climb from a
+// decrease at the ceiling is back at the ceiling after Recovery.
+func (s Settings) cubicC(ceiling float64) float64 {
+	k := s.Recovery.Seconds()
+	return ceiling * (1 - s.DecreaseFactor) / (k * k * k)
+}
+
+// climb is the effective rate t seconds after a decrease from wMax to
+// effDec: wMax + c(t − K)³ with K = ∛((wMax − effDec)/c), so that it starts
+// at effDec. Callers clamp it.
+func climb(effDec, wMax, c, t float64) float64 {
+	k := math.Cbrt(max(0, wMax-effDec) / c)
+	d := t - k
+	return wMax + c*d*d*d
 }

@@ -29,6 +29,7 @@ func checkKeyPart(what, s string) error {
 //	cool    until when further throttle signals do not decrease the rate
 //	pause   until when no permit is granted (Retry-After)
 //	rt_at   when the realtime priority last took a permit
+//	wmax    the effective rate when the last decrease came
 //
 // The prelude is shared by the scripts: Redis's clock, the state, and the
 // lazily climbed effective rate.
@@ -39,9 +40,9 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local ceiling = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local reserve = tonumber(ARGV[3])
-local inc = tonumber(ARGV[4])
+local c = tonumber(ARGV[4])
 local floor = tonumber(ARGV[5]) * ceiling
-local st = redis.call('HMGET', KEYS[1], 'tat', 'tat_nr', 'eff', 'dec_at', 'cool', 'pause', 'rt_at')
+local st = redis.call('HMGET', KEYS[1], 'tat', 'tat_nr', 'eff', 'dec_at', 'cool', 'pause', 'rt_at', 'wmax')
 local tat = tonumber(st[1]) or 0
 local tat_nr = tonumber(st[2]) or 0
 local eff_dec = tonumber(st[3])
@@ -49,9 +50,14 @@ local dec_at = tonumber(st[4]) or 0
 local cool = tonumber(st[5]) or 0
 local pause = tonumber(st[6]) or 0
 local rt_at = tonumber(st[7]) or 0
+local wmax = tonumber(st[8]) or ceiling
+-- TCP CUBIC's climb (see the package doc): back at wmax after k seconds.
+local k = 0
 local eff = ceiling
 if eff_dec then
-  eff = eff_dec + inc * ceiling * math.max(0, now - dec_at) / 1000000
+  if wmax > eff_dec then k = ((wmax - eff_dec) / c) ^ (1 / 3) end
+  local d = math.max(0, now - dec_at) / 1000000 - k
+  eff = wmax + c * d * d * d
 end
 if eff > ceiling then eff = ceiling end
 if eff < floor then eff = floor end
@@ -61,7 +67,8 @@ local function us(x) return string.format('%.0f', x) end
 local function expire_state()
   local until_ = math.max(tat, tat_nr, pause, now)
   if eff_dec and eff < ceiling then
-    until_ = math.max(until_, now + (ceiling - eff) / (inc * ceiling) * 1000000)
+    local t_ceiling = k + (math.max(0, ceiling - wmax) / c) ^ (1 / 3)
+    until_ = math.max(until_, dec_at + t_ceiling * 1000000)
   end
   redis.call('PEXPIRE', KEYS[1], math.ceil((until_ - now) / 1000) + 60000)
 end
@@ -77,8 +84,8 @@ end
 // to a handful of commands.
 //
 // KEYS: state hash, in-flight sorted set.
-// ARGV: 1 rate ceiling, 2 burst, 3 realtime reserve, 4 increase per second,
-// 5 min fraction, 6 bulk burst, 7 bulk (1) or realtime (0), 8 max in flight
+// ARGV: 1 rate ceiling, 2 burst, 3 realtime reserve, 4 the climb's cubic
+// constant, 5 min fraction, 6 bulk burst, 7 bulk (1) or realtime (0), 8 max in flight
 // (0: no cap), 9 holder id, 10 hold in microseconds, 11 realtime activity
 // window in microseconds, 12 longest hold in microseconds.
 // Returns {granted (1/0), reason, wait in microseconds, effective rate}.
@@ -148,6 +155,7 @@ local min_cool = tonumber(ARGV[9])
 if retry > 0 then pause = math.max(pause, now + retry) end
 local decreased = 0
 if now >= cool then
+  wmax = eff
   eff = math.max(floor, eff * factor)
   eff_dec = eff
   -- The climb starts when the pause ends: time spent paused is no
@@ -167,7 +175,7 @@ if reserve > 0 then
 end
 redis.call('HSET', KEYS[1], 'tat', us(tat), 'tat_nr', us(tat_nr), 'pause', us(pause), 'cool', us(cool))
 if eff_dec then
-  redis.call('HSET', KEYS[1], 'eff', string.format('%.17g', eff_dec), 'dec_at', us(dec_at))
+  redis.call('HSET', KEYS[1], 'eff', string.format('%.17g', eff_dec), 'dec_at', us(dec_at), 'wmax', string.format('%.17g', wmax))
 end
 expire_state()
 return {decreased, string.format('%.17g', eff)}

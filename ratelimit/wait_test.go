@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"strings"
 	"sync"
@@ -371,7 +372,7 @@ func TestFleetDegradedTransitions(t *testing.T) {
 func TestLocalShareAdaptation(t *testing.T) {
 	t.Parallel()
 	base := time.Unix(1_700_000_000, 0)
-	s := Settings{Rate: 100, DegradedFraction: 0.5, DecreaseFactor: 0.5, IncreasePerSecond: 0.1, MinFraction: 0.1}.WithDefaults()
+	s := Settings{Rate: 100, DegradedFraction: 0.5, DecreaseFactor: 0.5, Recovery: 2 * time.Second, MinFraction: 0.1}.WithDefaults()
 	t.Run("a decrease halves, the cool-down holds, the climb returns", func(t *testing.T) {
 		t.Parallel()
 		ls := newLocalShare(s)
@@ -382,9 +383,13 @@ func TestLocalShareAdaptation(t *testing.T) {
 		for range 10 {
 			ls.throttled(base.Add(500*time.Millisecond), 0, time.Second)
 		}
-		// The climb is 0.1 × 50 per second: +2.5 after half a second.
-		if got := ls.rate(base.Add(500 * time.Millisecond)); got != 27.5 {
-			t.Fatalf("signals within the cool-down changed the rate to %v, want 27.5", got)
+		// The cubic climb: C = 50 × 0.5 / 2³ = 3.125, K = 2 s, so half a
+		// second in the rate is 50 + 3.125 × (0.5 − 2)³.
+		if got, want := ls.rate(base.Add(500*time.Millisecond)), 50+3.125*-3.375; math.Abs(got-want) > 1e-9 {
+			t.Fatalf("signals within the cool-down changed the rate to %v, want %v", got, want)
+		}
+		if got := ls.rate(base.Add(2 * time.Second)); math.Abs(got-50) > 1e-9 {
+			t.Fatalf("after Recovery rate = %v, want back at the throttled 50", got)
 		}
 		if got := ls.rate(base.Add(10 * time.Second)); got != 50 {
 			t.Fatalf("after 10 s rate = %v, want the local ceiling 50", got)
@@ -396,11 +401,11 @@ func TestLocalShareAdaptation(t *testing.T) {
 		at := base
 		for i := range 20 {
 			if i > 0 {
-				at = at.Add(time.Second)
+				at = at.Add(250 * time.Millisecond) // past the cool-down of one permit
 			}
 			ls.throttled(at, 0, time.Millisecond)
 		}
-		if got := ls.rate(at); got < 5 || got > 5.2 {
+		if got := ls.rate(at); got < 5 || got > 5.5 {
 			t.Fatalf("rate = %v, want about the floor 5", got)
 		}
 	})
@@ -431,8 +436,8 @@ func TestSettings(t *testing.T) {
 	}{
 		{name: "defaults suffice", s: Settings{Rate: 2.5}},
 		{name: "no rate", s: Settings{}, wantBad: []string{"Rate"}},
-		{name: "everything wrong", s: Settings{Rate: -1, Burst: -1, MaxInFlight: -1, RealtimeReserve: 0.95, DecreaseFactor: 1, IncreasePerSecond: 2, MinFraction: -0.1, DegradedFraction: 1.5},
-			wantBad: []string{"Rate", "Burst", "MaxInFlight", "RealtimeReserve", "DecreaseFactor", "IncreasePerSecond", "MinFraction", "DegradedFraction"}},
+		{name: "everything wrong", s: Settings{Rate: -1, Burst: -1, MaxInFlight: -1, RealtimeReserve: 0.95, DecreaseFactor: 1, Recovery: -1, MinFraction: -0.1, DegradedFraction: 1.5},
+			wantBad: []string{"Rate", "Burst", "MaxInFlight", "RealtimeReserve", "DecreaseFactor", "Recovery", "MinFraction", "DegradedFraction"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -455,7 +460,7 @@ func TestSettings(t *testing.T) {
 		})
 	}
 	d := Settings{Rate: 2.5}.WithDefaults()
-	if d.Burst != 3 || d.DecreaseFactor != 0.5 || d.IncreasePerSecond != 0.05 || d.MinFraction != 0.05 || d.DegradedFraction != 0.25 {
+	if d.Burst != 3 || d.DecreaseFactor != 0.5 || d.Recovery != 5*time.Second || d.MinFraction != 0.05 || d.DegradedFraction != 0.25 {
 		t.Errorf("defaults = %+v", d)
 	}
 	if got := (Settings{Burst: 10, RealtimeReserve: 0.25}).bulkBurst(); got != 7 {

@@ -191,7 +191,7 @@ func Limiter(cfg *config.Config, rdb redis.UniversalClient, keys map[gatewayclie
 	l := cfg.Limits
 	settings := func(rate float64, burst, inFlight int) ratelimit.Settings {
 		return ratelimit.Settings{Rate: rate, Burst: burst, MaxInFlight: inFlight, RealtimeReserve: l.RealtimeReserve,
-			DecreaseFactor: l.DecreaseFactor, IncreasePerSecond: l.IncreasePerSecond, MinFraction: l.MinFraction, DegradedFraction: l.DegradedFraction}
+			DecreaseFactor: l.DecreaseFactor, Recovery: l.Recovery, MinFraction: l.MinFraction, DegradedFraction: l.DegradedFraction}
 	}
 	cloud, desktop := keys[gatewayclient.EndpointCloud], keys[gatewayclient.EndpointDesktop]
 	if l.Mode == config.LimitLocal {
