@@ -73,7 +73,7 @@ type Overhead struct {
 }
 
 func (b *Bench) sandboxBurst() int { return max(1, int(b.opts.Rate/10)) }
-func (b *Bench) ourBurst() int     { return max(1, int(b.opts.Rate/20)) }
+func (b *Bench) ourBurst() int     { return max(1, int(b.opts.Rate/50)) }
 func (b *Bench) throttled() sandbox.Options {
 	return sandbox.Options{ThrottleRPS: b.opts.Rate, ThrottleBurst: b.sandboxBurst(), Latency: b.opts.Latency, LatencyJitter: b.opts.Latency / 4}
 }

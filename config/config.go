@@ -282,7 +282,7 @@ type Breaker struct {
 	// ConsecutiveFailures trips a worker's breaker after that many failed
 	// calls in a row, whatever the ratio, so an outage is noticed at once
 	// rather than when the window's earlier successes have aged out. >= 0;
-	// zero value: off. Default 10.
+	// zero value: off. Default 5.
 	ConsecutiveFailures int `yaml:"consecutive_failures"`
 	// Window is the rolling window of a worker's counts, > 0. Default 10s.
 	Window time.Duration `yaml:"window"`

@@ -136,7 +136,7 @@ func defaults(p Profile) *Config {
 		Limits: Limits{Mode: LimitFleet, CloudRPS: 10, CloudBurst: 10, DesktopRPS: 2, DesktopBurst: 2,
 			CloudMaxInFlight: 64, DesktopMaxInFlight: 8, RealtimeReserve: 0.2, DecreaseFactor: 0.5,
 			Recovery: 5 * time.Second, MinFraction: 0.05, DegradedFraction: 0.25, MaxWait: 5 * time.Second},
-		Breaker: Breaker{FailureRatio: 0.5, MinRequests: 20, ConsecutiveFailures: 10, Window: 10 * time.Second, OpenFor: 15 * time.Second, HalfOpenProbes: 1},
+		Breaker: Breaker{FailureRatio: 0.5, MinRequests: 20, ConsecutiveFailures: 5, Window: 10 * time.Second, OpenFor: 15 * time.Second, HalfOpenProbes: 1},
 		Worker: Worker{
 			Concurrency:     20,
 			Queues:          Queues{QueueRealtime: 6, QueueBulk: 3, QueueRedrive: 1},

@@ -49,10 +49,6 @@ var (
 	_ Breaker = (*breaker.Fleet)(nil)
 )
 
-// errNotCalled tells the breaker that an allowed call was not made (the
-// limiter delayed it): it counts neither way.
-var errNotCalled = context.Canceled
-
 // Handler runs gatewayq jobs. It implements asynq.Handler.
 type Handler struct {
 	Client      Caller
@@ -168,6 +164,21 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 
 	key := h.key(j.Endpoint)
+	if h.Limiter != nil {
+		permit, err := h.Limiter.Acquire(ctx, key, priority(ctx), budget.LimiterWait)
+		if err != nil {
+			var de *ratelimit.DelayError
+			if errors.As(err, &de) {
+				return &SnoozeError{Delay: de.RetryIn, Reason: "waiting for a rate-limit permit (" + de.Reason + ")"}
+			}
+			return err // the task's own context ended
+		}
+		// The in-flight slot is held until the call has really ended.
+		defer permit.Release()
+	}
+	// The breaker is asked last, right before the call: a job that waited
+	// for its permit while another worker tripped the breaker must not go
+	// out. Asking costs no Redis round trip.
 	breakerDone := func(error) {}
 	if h.Breaker != nil {
 		done, err := h.Breaker.Allow(ctx, key)
@@ -179,19 +190,6 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 			return err
 		}
 		breakerDone = done
-	}
-	if h.Limiter != nil {
-		permit, err := h.Limiter.Acquire(ctx, key, priority(ctx), budget.LimiterWait)
-		if err != nil {
-			breakerDone(errNotCalled)
-			var de *ratelimit.DelayError
-			if errors.As(err, &de) {
-				return &SnoozeError{Delay: de.RetryIn, Reason: "waiting for a rate-limit permit (" + de.Reason + ")"}
-			}
-			return err // the task's own context ended
-		}
-		// The in-flight slot is held until the call has really ended.
-		defer permit.Release()
 	}
 
 	start := time.Now()
