@@ -324,3 +324,55 @@ func TestKeyringAndPutValidation(t *testing.T) {
 		}
 	}
 }
+
+func TestStoreCache(t *testing.T) {
+	t.Parallel()
+	r := redistest.New(t)
+	keys := Keyring{Current: "k1", Keys: map[string][]byte{"k1": bytes.Repeat([]byte{7}, 32)}}
+	now := time.Unix(1_800_000_000, 0)
+	a, err := NewStore(r.Client, r.Prefix, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.now = func() time.Time { return now }
+	a.CacheFor(2 * time.Second)
+	b, _ := NewStore(r.Client, r.Prefix, keys) // another process
+	b.now = a.now
+	ctx := context.Background()
+	put := func(s *Store, tok string) {
+		t.Helper()
+		if err := s.Put(ctx, TokenSet{ID: "ts", AccessToken: tok, Expiry: now.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	header := func() string {
+		t.Helper()
+		h, err := a.Credentials("ts").AuthorizationHeader(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	put(a, "one")
+	if h := header(); h != "Bearer one" {
+		t.Fatalf("header %q", h)
+	}
+	put(b, "two") // another process rotates the set
+	if h := header(); h != "Bearer one" {
+		t.Fatalf("within the TTL the cached set is used, got %q", h)
+	}
+	now = now.Add(2 * time.Second)
+	if h := header(); h != "Bearer two" {
+		t.Fatalf("after the TTL the set is read again, got %q", h)
+	}
+	put(a, "three") // this process's own Put drops its cached copy at once
+	if h := header(); h != "Bearer three" {
+		t.Fatalf("after Put, got %q", h)
+	}
+	if err := a.Delete(ctx, "ts"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Credentials("ts").AuthorizationHeader(ctx); err == nil {
+		t.Fatal("a deleted set still authorises calls")
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -39,6 +40,17 @@ func RunChild(mode string) error {
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.Log.SlogLevel()}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if path := os.Getenv(envCPUProfile); path != "" {
+		// For looking into the overhead scenario: one profile per process.
+		f, err := os.Create(fmt.Sprintf("%s.%s.%d", path, mode, os.Getpid()))
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
+	}
 	switch mode {
 	case ModeOurs:
 		w, err := worker.New(worker.Options{Config: cfg, Logger: log})
@@ -121,3 +133,7 @@ func runBare(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 // has no token store. Not a GATEWAYQ_ variable, which config would refuse
 // as unknown.
 const envBareToken = "BENCH_BARE_TOKEN"
+
+// envCPUProfile, when set, makes every worker process write a CPU profile
+// to "<value>.<mode>.<pid>".
+const envCPUProfile = "BENCH_CPUPROFILE"

@@ -88,7 +88,7 @@ func (b *Bench) fleetRate(ctx context.Context) (*FleetRate, error) {
 	r, p := b.opts.Rate, b.opts.Procs
 	n := int(r * 20)
 	if b.opts.Quick {
-		n = int(r * 6)
+		n = int(r * 4)
 	}
 	variants := []struct {
 		name  string
@@ -247,7 +247,7 @@ func (b *Bench) adapt(ctx context.Context) (*Adapt, error) {
 	r := b.opts.Rate
 	phase := 10 * time.Second
 	if b.opts.Quick {
-		phase = 5 * time.Second
+		phase = 3 * time.Second
 	}
 	n := int(r * phase.Seconds() * 4)
 	s, err := b.newStack("adapt", b.throttled(), func(c *config.Config) {
@@ -324,11 +324,10 @@ func (b *Bench) adapt(ctx context.Context) (*Adapt, error) {
 
 func (b *Bench) outage(ctx context.Context) (*Outage, error) {
 	r := b.opts.Rate
-	d, pre := 30*time.Second, 3*time.Second
+	d, pre, n := 30*time.Second, 3*time.Second, int(r*8)
 	if b.opts.Quick {
-		d = 8 * time.Second
+		d, pre, n = 5*time.Second, 2*time.Second, int(r*4)
 	}
-	n := int(r * 8)
 	s, err := b.newStack("outage", b.throttled(), func(c *config.Config) {
 		c.Limits.Mode, c.Limits.CloudRPS, c.Limits.CloudBurst = config.LimitFleet, r, b.ourBurst()
 		c.Breaker.OpenFor = 3 * time.Second
@@ -405,9 +404,9 @@ func (b *Bench) outage(ctx context.Context) (*Outage, error) {
 }
 
 func (b *Bench) overhead(ctx context.Context) (*Overhead, error) {
-	n, rounds := 4000, 2
+	n, rounds := 4000, 3
 	if b.opts.Quick {
-		n, rounds = 1200, 1
+		n, rounds = 1000, 1
 	}
 	out := &Overhead{Jobs: n}
 	for round := range rounds {

@@ -154,6 +154,9 @@ func (s *stack) startWorkers(mode string, n int, extraEnv ...string) error {
 		cmd := exec.Command(s.b.opts.Self, "--child", mode)
 		cmd.Env = append(append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, s.cfg.Environ()...), "GATEWAYQ_PROFILE="+string(s.cfg.Profile))
 		cmd.Env = append(cmd.Env, extraEnv...)
+		if v := os.Getenv(envCPUProfile); v != "" {
+			cmd.Env = append(cmd.Env, envCPUProfile+"="+v)
+		}
 		cmd.Stdout = os.Stderr
 		var stderr strings.Builder
 		cmd.Stderr = &limitedWriter{w: &stderr, n: 64 << 10}

@@ -173,8 +173,11 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 			}
 			return err // the task's own context ended
 		}
-		// The in-flight slot is held until the call has really ended.
-		defer permit.Release()
+		// The in-flight slot is held until the call has really ended, and
+		// released in the background: the job's completion need not wait
+		// for that round trip (a release lost to a stopping process frees
+		// at the slot's expiry).
+		defer func() { go permit.Release() }()
 	}
 	// The breaker is asked last, right before the call: a job that waited
 	// for its permit while another worker tripped the breaker must not go

@@ -122,6 +122,9 @@ func Credentials(cfg *config.Config, rdb redis.UniversalClient) (*tasks.Credenti
 		if err != nil {
 			return nil, err
 		}
+		// A batch files many returns with one user's token set: reading it
+		// from Redis once every couple of seconds, not for every call.
+		store.CacheFor(2 * time.Second)
 		c.Tokens = store
 	}
 	if cfg.M2M.SigningKey != "" {
