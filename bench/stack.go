@@ -44,8 +44,14 @@ type stack struct {
 	tokenSet string
 
 	mu       sync.Mutex
-	children []*exec.Cmd
+	children []*child
 	childErr []error
+}
+
+// child is one worker process; done closes when it has exited.
+type child struct {
+	cmd  *exec.Cmd
+	done chan struct{}
 }
 
 func (b *Bench) newStack(name string, so sandbox.Options, tweak func(*config.Config)) (*stack, error) {
@@ -163,10 +169,12 @@ func (s *stack) startWorkers(mode string, n int, extraEnv ...string) error {
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("start worker %d: %w", i, err)
 		}
+		c := &child{cmd: cmd, done: make(chan struct{})}
 		s.mu.Lock()
-		s.children = append(s.children, cmd)
+		s.children = append(s.children, c)
 		s.mu.Unlock()
 		go func() {
+			defer close(c.done)
 			err := cmd.Wait()
 			if err != nil && !isSignalled(err) {
 				s.mu.Lock()
@@ -195,15 +203,16 @@ func (s *stack) stopWorkers() {
 	s.children = nil
 	s.mu.Unlock()
 	for _, c := range children {
-		_ = c.Process.Signal(syscall.SIGTERM)
+		_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	}
-	deadline := time.Now().Add(s.cfg.Worker.ShutdownTimeout + 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Worker.ShutdownTimeout+5*time.Second)
+	defer cancel()
 	for _, c := range children {
-		for c.ProcessState == nil && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if c.ProcessState == nil {
-			_ = c.Process.Kill()
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			_ = c.cmd.Process.Kill()
+			<-c.done
 		}
 	}
 }

@@ -1,0 +1,91 @@
+package bench
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/gatewayq/gatewayq/internal/redistest"
+	"github.com/gatewayq/gatewayq/sandbox"
+)
+
+func TestSteadyRate(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1_800_000_000, 0)
+	bucket := func(i int, ok int64) sandbox.Bucket {
+		return sandbox.Bucket{Start: t0.Add(time.Duration(i) * sandbox.DefaultTimelineResolution), Calls: ok, OK: ok}
+	}
+	tests := []struct {
+		name string
+		tl   []sandbox.Bucket
+		want float64
+	}{
+		{"empty", nil, 0},
+		{"steady 10 a bucket is 100/s", func() (tl []sandbox.Bucket) {
+			for i := range 50 {
+				tl = append(tl, bucket(i, 10))
+			}
+			return tl
+		}(), 100},
+		{"a start-up burst is left out", func() (tl []sandbox.Bucket) {
+			tl = append(tl, bucket(0, 40))
+			for i := 1; i < 100; i++ {
+				tl = append(tl, bucket(i, 5))
+			}
+			return tl
+		}(), 50},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := steadyRate(tt.tl); got < tt.want*0.97 || got > tt.want*1.03 {
+				t.Fatalf("steadyRate = %v, want about %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestWindowAndPercentile(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1_800_000_000, 0)
+	var tl []sandbox.Bucket
+	for i := range 20 {
+		tl = append(tl, sandbox.Bucket{Start: t0.Add(time.Duration(i) * 100 * time.Millisecond), Calls: 3, OK: 2, Throttled: 1})
+	}
+	w := window(tl, t0.Add(500*time.Millisecond), t0.Add(time.Second))
+	if w.Calls != 15 || w.OK != 10 || w.Throttled != 5 {
+		t.Fatalf("window = %+v, want 5 buckets", w)
+	}
+	if got := percentile([]float64{5, 1, 4, 2, 3}, 50); got != 3 {
+		t.Fatalf("p50 = %v", got)
+	}
+	if got := percentile(nil, 99); got != 0 {
+		t.Fatalf("p99 of nothing = %v", got)
+	}
+}
+
+// TestQuickOverhead runs the overhead scenario end to end, with real
+// worker processes, so the benchmark cannot rot unseen.
+func TestQuickOverhead(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("starts worker processes")
+	}
+	self := filepath.Join(t.TempDir(), "bench")
+	if out, err := exec.Command("go", "build", "-o", self, "../cmd/bench").CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/bench: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, Options{Quick: true, RedisAddr: redistest.New(t).Addr, Procs: 2, Scenarios: []string{ScenarioOverhead}, Self: self})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := rep.Overhead
+	if o == nil || o.OursJobsPerS <= 0 || o.BareJobsPerS <= 0 || o.Ratio <= 0 {
+		t.Fatalf("overhead = %+v", o)
+	}
+	t.Logf("ours %.0f jobs/s, bare %.0f jobs/s, ratio %.2f (a shared Redis: commands a job not meaningful here)", o.OursJobsPerS, o.BareJobsPerS, o.Ratio)
+}
