@@ -43,7 +43,7 @@ type Options struct {
 	Accounts    int     // default 40
 	Workers     int     // in-process workers, default 2
 	Concurrency int     // per worker, default 16
-	RateRPS     float64 // our per-process limit, default 40
+	RateRPS     float64 // the fleet's limit (all workers together), default 80
 	// SandboxRPS is the sandbox's throttle per client certificate, default
 	// 100 (above what the workers are allowed, so nothing is throttled).
 	SandboxRPS float64
@@ -68,7 +68,7 @@ func (o *Options) defaults() {
 		o.Concurrency = 16
 	}
 	if o.RateRPS == 0 {
-		o.RateRPS = 40
+		o.RateRPS = 80
 	}
 	if o.SandboxRPS == 0 {
 		o.SandboxRPS = 100
@@ -263,7 +263,7 @@ func Config(redisAddr string, sb *sandbox.Sandbox, files sandbox.PKIFiles, o Opt
 		return nil, err
 	}
 	cfg.Tokens.EncryptionKey = base64.StdEncoding.EncodeToString(k[:])
-	cfg.Limits.CloudRPS, cfg.Limits.CloudBurst = o.RateRPS, max(1, int(o.RateRPS/4))
+	cfg.Limits.CloudRPS, cfg.Limits.CloudBurst = o.RateRPS, max(1, int(o.RateRPS/20))
 	cfg.Worker.Concurrency = o.Concurrency
 	cfg.Worker.HealthAddr = "127.0.0.1:0"
 	if err := cfg.ValidateFor(config.RoleWorker); err != nil {

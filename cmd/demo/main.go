@@ -30,7 +30,7 @@ func main() {
 	flag.IntVar(&o.Returns, "returns", 300, "GST and payday returns to file")
 	flag.IntVar(&o.Accounts, "accounts", 40, "account look-ups over the REST API (M2M)")
 	flag.IntVar(&o.Workers, "workers", 2, "workers to run")
-	flag.Float64Var(&o.RateRPS, "rate", 40, "gateway calls per second allowed to each worker")
+	flag.Float64Var(&o.RateRPS, "rate", 80, "gateway calls per second allowed to the whole fleet of workers")
 	flag.Float64Var(&o.SandboxRPS, "sandbox-rps", 100, "the sandbox's throttle per client certificate (requests/s)")
 	flag.DurationVar(&o.Latency, "latency", 0, "sandbox latency per call (default 30ms)")
 	flag.Parse()
