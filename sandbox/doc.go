@@ -18,7 +18,8 @@
 //     /gateway/gws/returns/, /gateway/gws/employment/v2/,
 //     /secure/gateway/gws/intermediation/ and the Account API.
 //   - desktop (IR's 443): one-way TLS. Serves /gateway2/gws/returns/,
-//     /gateway2/gws/employment/v2/ and the Account API (OAuth only).
+//     /gateway2/gws/employment/v2/, the Account API (OAuth only) and the
+//     OAuth server under /gateway3/oauth/.
 //
 // The Account API is POST account, POST list and GET status under both
 // /gateway/account/ and /secure/gateway/account/.
@@ -112,6 +113,68 @@
 // invalid body 400 EV1100 naming the field. Answers are IR's samples with
 // the request's identifiers; an account type with no sample (only GST, FAM
 // and INC have one) answers 400 CST404.
+//
+// # OAuth
+//
+// IR's end-user "Token Auth" (an Oracle Access Manager) is emulated on the
+// desktop listener, with the request and answer shapes of IR's samples
+// (testdata/ir-gws/oauth). Clients are Options.OAuthClients (default: one,
+// DefaultOAuthClientID, its generated secret from OAuthClients). A client
+// authenticates by HTTP Basic only (id and secret form-urlencoded inside,
+// RFC 6749 §2.3.1); without it the answer is 401 invalid_client, and so is
+// a client_secret in the form. Request parameters may not repeat. Tokens
+// and codes are opaque 256-bit random strings (IR's are JWTs, which a
+// client must not read anyway).
+//
+//   - GET authorize: response_type=code, client_id, redirect_uri (exactly
+//     one registered), scope MYIR.Services (nothing else), state, optional
+//     PKCE code_challenge with code_challenge_method=S256 (plain is
+//     refused: nothing says IR takes it). Until the client and redirect
+//     URI are known good, errors are a 400 page; after, a 302 to the
+//     redirect URI with error= and state (RFC 6749 §4.1.2.1). There is no
+//     myIR login: without login_hint the answer is a page of users to log
+//     in as (Options.OAuthUsers). Sandbox extensions: login_hint=<user>
+//     consents at once (302 with code and state); consent=deny answers
+//     access_denied. A code lives Options.AuthCodeTTL (IR's 10 minutes).
+//   - POST token, grant_type=authorization_code: code, redirect_uri (as
+//     authorized), code_verifier when a challenge was given (and only
+//     then). A code is used up by its first presentation, whatever the
+//     outcome; presented again, it kills the token set issued from it.
+//     Answers IR's {"expires_in","token_type","refresh_token",
+//     "access_token"}; expires_in is a string for clients with
+//     ExpiresInAsString or with Options.OAuthExpiresInAsString. Desktop
+//     clients get no refresh token.
+//   - POST token, grant_type=refresh_token: refresh tokens are single-use
+//     and rotate. A used one presented again kills its whole token set
+//     (every access and refresh token descending from the authorization;
+//     their next gateway call gets statusCode 1 / EV1020) and is answered
+//     invalid_grant, as is every later refresh of the set. So of N
+//     concurrent refreshes with one token, one succeeds and the set dies.
+//     Errors of both grants use IR's words: {"error":"invalid_grant",
+//     "error_description":"Invalid Grant: grant_type=refresh_token"}.
+//   - POST introspect (IR's validation): grant_type=oracle-idm:/oauth/
+//     grant-type/resource-access-token/jwt, oracle_token_action=validate,
+//     scope=MYIR.Services, assertion=<token>, optional
+//     oracle_token_attrs_retrieval=prn exp ... Answers {"successful":true,
+//     "oracle_token_attrs_retrieval":{"exp":...,"prn":"<user>"}}. An
+//     invalid token, or another client's, answers 400 invalid_grant
+//     "Cannot validate invalid token." (IR publishes no sample of this).
+//   - POST revoke (IR's revocation): the same with oracle_token_action=
+//     delete. A refresh token revokes its whole set, an access token only
+//     itself: {"successful":true}; an invalid token 400 invalid_grant
+//     "Cannot terminate invalid token."; another action 400 invalid_request
+//     "Invalid token action: <action>". Both also work on the token
+//     endpoint, as they do on Oracle Access Manager.
+//
+// Access tokens go into the same table as IssueToken's, so they work on
+// every gateway path until they expire (Options.AccessTokenTTL, 8 h) or
+// their set dies. Refresh tokens live Options.RefreshTokenTTL (1 year)
+// from their issue. Advance moves the sandbox's clock to expire them (and
+// codes) without waiting. Stats counts calls and errors per endpoint and
+// grant, presentations per refresh token (keyed by RefreshTokenKey, a
+// hash), reused refresh tokens, sets issued, killed and revoked, and the
+// most refreshes of one set in flight at once. The OAuth endpoints bypass
+// latency, faults, outages and the throttle.
 //
 // # Throttle, latency, counters
 //

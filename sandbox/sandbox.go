@@ -12,9 +12,11 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -66,8 +68,25 @@ type Options struct {
 	TimelineResolution, TimelineWindow time.Duration
 	// Validator checks a payload against IR's XSDs. Default schema.Validate.
 	Validator func(doc []byte) error
-	// Now is the clock for token expiry, M2M JWTs, the throttle, the 160
-	// window, outages and the timeline. Default time.Now.
+	// OAuthClients are the clients registered with the OAuth server
+	// (/gateway3/oauth/ on the desktop listener). Empty: one client,
+	// DefaultOAuthClientID with a generated secret and
+	// DefaultOAuthRedirectURI (see Sandbox.OAuthClients).
+	OAuthClients []OAuthClient
+	// OAuthUsers are the myIR users the login page offers. Default
+	// DefaultOAuthUsers.
+	OAuthUsers []string
+	// OAuthExpiresInAsString makes the token endpoint send expires_in as a
+	// JSON string to every client (OAuthClient.ExpiresInAsString does it
+	// for one): IR's answers carry it both ways.
+	OAuthExpiresInAsString bool
+	// AccessTokenTTL, RefreshTokenTTL and AuthCodeTTL are the lifetimes of
+	// what the OAuth server issues. Defaults DefaultAccessTokenTTL (8 h),
+	// DefaultRefreshTokenTTL (1 year), DefaultAuthCodeTTL (10 min), IR's.
+	AccessTokenTTL, RefreshTokenTTL, AuthCodeTTL time.Duration
+	// Now is the clock for token and code expiry, M2M JWTs, the throttle,
+	// the 160 window, outages and the timeline; Advance moves it forward.
+	// Default time.Now.
 	Now func() time.Time
 	// Logger receives one line per call at Debug and problems at Warn.
 	// Default: discard.
@@ -94,12 +113,14 @@ var ErrStarted = errors.New("sandbox: already started")
 type Sandbox struct {
 	opts     Options
 	now      func() time.Time
+	skew     atomic.Int64 // Advance's total, ns
 	log      *slog.Logger
 	validate func([]byte) error
 	pki      *PKI
 	files    *PKIFiles
 
 	tokens   *tokenTable
+	oauth    *oauthServer
 	deleg    *delegation
 	ledger   *ledger
 	throttle *throttle
@@ -145,6 +166,22 @@ func New(opts Options) (*Sandbox, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if len(opts.OAuthClients) == 0 {
+		opts.OAuthClients = []OAuthClient{{ID: DefaultOAuthClientID, RedirectURIs: []string{DefaultOAuthRedirectURI}}}
+	}
+	if len(opts.OAuthUsers) == 0 {
+		opts.OAuthUsers = DefaultOAuthUsers
+	}
+	opts.OAuthUsers = slices.Clone(opts.OAuthUsers)
+	if opts.AccessTokenTTL == 0 {
+		opts.AccessTokenTTL = DefaultAccessTokenTTL
+	}
+	if opts.RefreshTokenTTL == 0 {
+		opts.RefreshTokenTTL = DefaultRefreshTokenTTL
+	}
+	if opts.AuthCodeTTL == 0 {
+		opts.AuthCodeTTL = DefaultAuthCodeTTL
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -163,13 +200,14 @@ func New(opts Options) (*Sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
+	tokens := newTokenTable()
 	s := &Sandbox{
 		opts:          opts,
-		now:           opts.Now,
 		log:           opts.Logger,
 		validate:      opts.Validator,
 		pki:           pki,
-		tokens:        newTokenTable(),
+		tokens:        tokens,
+		oauth:         newOAuthServer(&opts, tokens),
 		deleg:         newDelegation(),
 		ledger:        newLedger(),
 		throttle:      newThrottle(opts.ThrottleRPS, opts.ThrottleBurst),
@@ -179,6 +217,9 @@ func New(opts Options) (*Sandbox, error) {
 		latency:       opts.Latency,
 		latencyJitter: opts.LatencyJitter,
 	}
+	// Every reader of the clock goes through s.now, so Advance moves them
+	// all at once.
+	s.now = func() time.Time { return opts.Now().Add(time.Duration(s.skew.Load())) }
 	if opts.Dir != "" {
 		files, err := pki.WriteFiles(opts.Dir)
 		if err != nil {
@@ -215,6 +256,29 @@ func (o *Options) validate() error {
 	}
 	if err := o.Faults.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"AccessTokenTTL", o.AccessTokenTTL}, {"RefreshTokenTTL", o.RefreshTokenTTL}, {"AuthCodeTTL", o.AuthCodeTTL}} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("sandbox: %s %s: must be ≥ 0", d.name, d.v))
+		}
+	}
+	seen := map[string]bool{}
+	for i, c := range o.OAuthClients {
+		if err := c.validate(i); err != nil {
+			errs = append(errs, err)
+		}
+		if seen[c.ID] {
+			errs = append(errs, fmt.Errorf("sandbox: OAuthClients[%d].ID %q: registered twice", i, c.ID))
+		}
+		seen[c.ID] = true
+	}
+	for i, u := range o.OAuthUsers {
+		if !validUser(u) {
+			errs = append(errs, fmt.Errorf("sandbox: OAuthUsers[%d] %q: must be 1-64 printable characters", i, u))
+		}
 	}
 	if strings.ContainsAny(o.Domain, " /\\") {
 		errs = append(errs, fmt.Errorf("sandbox: Domain %q: not a domain name", o.Domain))
@@ -348,6 +412,23 @@ func (s *Sandbox) DesktopURL() string {
 	return s.deskURL
 }
 
+// Advance moves the sandbox's clock forward by d (d ≤ 0 does nothing), for
+// tests that would otherwise wait: it affects everything that reads
+// Options.Now through the sandbox — access token, refresh token and
+// authorization code expiry, M2M JWT iat/exp checks, the throttle's
+// buckets (which refill as if d had passed), the payday 160 window,
+// outage ends (SetOutage's d) and the timeline's buckets. Injected latency
+// and hangs run on real timers and are not shortened; neither are the TLS
+// certificates' validity periods, which real TLS stacks check.
+func (s *Sandbox) Advance(d time.Duration) {
+	if d > 0 {
+		s.skew.Add(int64(d))
+	}
+}
+
+// Now is the sandbox's clock: Options.Now plus every Advance.
+func (s *Sandbox) Now() time.Time { return s.now() }
+
 // IssueToken mints an OAuth access token for myIR user `user`, valid for
 // ttl (DefaultTokenTTL when ttl ≤ 0), accepted as "Bearer <token>" on every
 // SOAP and REST path.
@@ -390,6 +471,7 @@ func (s *Sandbox) SetLatency(d, jitter time.Duration) {
 func (s *Sandbox) Stats() Stats {
 	st := s.stats.snapshot()
 	st.Originals, st.DuplicateFilings, st.Filed = s.ledger.snapshot()
+	s.oauth.snapshot(&st)
 	return st
 }
 
@@ -428,6 +510,13 @@ func (s *Sandbox) routes(kind listenerKind) http.Handler {
 	} else {
 		mux.Handle("/gateway2/gws/returns/{$}", s.gateway(kind, svcReturns.name, s.serveSOAP(svcReturns)))
 		mux.Handle("/gateway2/gws/employment/v2/{$}", s.gateway(kind, svcEmployment.name, s.serveSOAP(svcEmployment)))
+		// IR's OAuth server is on 443 with one-way TLS, beside the desktop
+		// services. Its calls skip the gateway wrapper (latency, faults,
+		// throttle): they are counted in Stats' OAuth fields instead.
+		mux.HandleFunc("GET "+OAuthAuthorizePath, s.serveAuthorize)
+		mux.HandleFunc("POST "+OAuthTokenPath, s.serveToken)
+		mux.HandleFunc("POST "+OAuthIntrospectPath, s.serveIntrospect)
+		mux.HandleFunc("POST "+OAuthRevokePath, s.serveRevoke)
 	}
 	for _, base := range []string{"/gateway/account/", "/secure/gateway/account/"} {
 		mux.Handle("POST "+base+"account", s.gateway(kind, "account", s.serveAccount(kind, "account")))

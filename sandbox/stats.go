@@ -53,6 +53,34 @@ type Stats struct {
 	// withheld (Faults.LoseResponse, Faults.HangAfterCommit): the return is
 	// filed and the client cannot know it.
 	LostResponses int64 `json:"lostResponses"`
+
+	// OAuthCalls counts calls to the OAuth server: "authorize",
+	// "token/authorization_code", "token/refresh_token", "token/validate",
+	// "token/delete", "token/other" (unknown grant or refused before the
+	// grant was read), "introspect", "revoke".
+	OAuthCalls map[string]int64 `json:"oauthCalls"`
+	// OAuthErrors counts OAuth error answers by error code
+	// ("invalid_grant", "invalid_client"...), redirected ones included.
+	OAuthErrors map[string]int64 `json:"oauthErrors"`
+	// RefreshPresentations counts the presentations of each refresh token
+	// the sandbox issued, keyed by RefreshTokenKey (a hash, never the
+	// token). More than 1 is a reuse.
+	RefreshPresentations map[string]int `json:"refreshPresentations"`
+	// RefreshReuse counts refresh tokens presented again after being used
+	// (each token once, however often it came back).
+	RefreshReuse int `json:"refreshReuse"`
+	// TokenSetsIssued counts authorization codes redeemed: token sets
+	// begun.
+	TokenSetsIssued int `json:"tokenSetsIssued"`
+	// TokenSetsKilled counts token sets killed by a used refresh token or
+	// authorization code coming back; TokenSetsRevoked those ended by the
+	// client revoking a refresh token.
+	TokenSetsKilled  int `json:"tokenSetsKilled"`
+	TokenSetsRevoked int `json:"tokenSetsRevoked"`
+	// ConcurrentRefreshes is the most refresh_token grants of one token set
+	// seen in flight at once (from the request's form read to its answer):
+	// above 1, the client's refresh is not single-flight.
+	ConcurrentRefreshes int `json:"concurrentRefreshes"`
 }
 
 // counters accumulates Stats. One mutex: the sandbox's own cost is not what

@@ -19,26 +19,36 @@ const M2MUser = "m2m"
 
 // accessToken is one row of the token table. The table is keyed by the
 // token's SHA-256, so a dump of it (or a stray log line) holds no usable
-// token. Fields beyond the user and lifetime are there for the OAuth server
-// (authorization-code grant, rotating refresh tokens, reuse detection) that
-// will issue rows into the same table.
+// token.
 type accessToken struct {
 	user     string
 	issued   time.Time
 	expires  time.Time
 	clientID string // OAuth client that obtained it; "" for IssueToken
-	setID    string // token set (access + refresh lineage) it belongs to
+	setID    string // token set (one authorization's lineage); "" for IssueToken
+	scope    string
 	revoked  bool
 }
 
-// tokenTable holds the access tokens the sandbox accepts.
+// tokenTable holds the access tokens the sandbox accepts: those of
+// IssueToken and those the OAuth server issues, so both work on every
+// gateway path through the one lookup.
 type tokenTable struct {
-	mu   sync.Mutex
-	rows map[[sha256.Size]byte]*accessToken
+	mu    sync.Mutex
+	rows  map[[sha256.Size]byte]*accessToken
+	bySet map[string][]*accessToken
 }
 
 func newTokenTable() *tokenTable {
-	return &tokenTable{rows: map[[sha256.Size]byte]*accessToken{}}
+	return &tokenTable{rows: map[[sha256.Size]byte]*accessToken{}, bySet: map[string][]*accessToken{}}
+}
+
+// newOpaqueToken returns 256 random bits, base64url: unguessable, and
+// opaque on purpose (IR's are JWTs, but a client must never read them).
+func newOpaqueToken() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // issue mints an opaque token for user.
@@ -46,24 +56,58 @@ func (t *tokenTable) issue(user string, ttl time.Duration, now time.Time) string
 	if ttl <= 0 {
 		ttl = DefaultTokenTTL
 	}
-	var b [32]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
-	tok := base64.RawURLEncoding.EncodeToString(b[:])
+	return t.add(&accessToken{user: user, issued: now, expires: now.Add(ttl)})
+}
+
+// add mints a token for row and files it (under its set, if any).
+func (t *tokenTable) add(row *accessToken) string {
+	tok := newOpaqueToken()
 	t.mu.Lock()
-	t.rows[sha256.Sum256([]byte(tok))] = &accessToken{user: user, issued: now, expires: now.Add(ttl)}
+	t.rows[sha256.Sum256([]byte(tok))] = row
+	if row.setID != "" {
+		t.bySet[row.setID] = append(t.bySet[row.setID], row)
+	}
 	t.mu.Unlock()
 	return tok
 }
 
 // lookup returns the user a live token belongs to.
 func (t *tokenTable) lookup(tok string, now time.Time) (string, bool) {
+	row, ok := t.live(tok, now)
+	return row.user, ok
+}
+
+// live returns a copy of a live token's row.
+func (t *tokenTable) live(tok string, now time.Time) (accessToken, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	row, ok := t.rows[sha256.Sum256([]byte(tok))]
 	if !ok || row.revoked || !now.Before(row.expires) {
-		return "", false
+		return accessToken{}, false
 	}
-	return row.user, true
+	return *row, true
+}
+
+// revoke revokes one live token, reporting whether there was one.
+func (t *tokenTable) revoke(tok string, now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	row, ok := t.rows[sha256.Sum256([]byte(tok))]
+	if !ok || row.revoked || !now.Before(row.expires) {
+		return false
+	}
+	row.revoked = true
+	return true
+}
+
+// revokeSet revokes every access token of a token set at once: the next
+// gateway call with any of them is refused.
+func (t *tokenTable) revokeSet(setID string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, row := range t.bySet[setID] {
+		row.revoked = true
+	}
 }
 
 // delegation is the table of what myIR users may act for. By default a user

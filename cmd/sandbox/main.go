@@ -17,6 +17,13 @@
 //
 //	curl ... -H "Authorization: Bearer $GATEWAYQ_SANDBOX_ADMIN_TOKEN" \
 //	     -X POST 'https://127.0.0.1:4443/sandbox/outage?status=503&for=30s'
+//
+// The OAuth server (/gateway3/oauth/ on the desktop listener) registers one
+// client, --oauth-client-id with the --oauth-redirect-uri list. Its secret
+// is GATEWAYQ_SANDBOX_OAUTH_CLIENT_SECRET when set (so workers can be
+// given the same one), else generated and printed at startup. The printed
+// login URL consents for alice at once (login_hint, a sandbox extension);
+// without login_hint a browser gets a page of users to log in as.
 
 package main
 
@@ -27,6 +34,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
@@ -37,6 +45,10 @@ import (
 
 // adminTokenEnv names the environment variable holding Options.AdminToken.
 const adminTokenEnv = "GATEWAYQ_SANDBOX_ADMIN_TOKEN"
+
+// oauthSecretEnv names the environment variable holding the OAuth client's
+// secret.
+const oauthSecretEnv = "GATEWAYQ_SANDBOX_OAUTH_CLIENT_SECRET"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -66,6 +78,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		issueToken  = fs.String("issue-token", "", "print an access token for this myIR user at startup (for curl)")
 		tokenTTL    = fs.Duration("token-ttl", sandbox.DefaultTokenTTL, "lifetime of the --issue-token token")
 		verbose     = fs.Bool("v", false, "log every call")
+		clientID    = fs.String("oauth-client-id", sandbox.DefaultOAuthClientID, "the OAuth client's client_id")
+		desktopApp  = fs.Bool("oauth-desktop", false, "register the OAuth client as a desktop app (no refresh tokens)")
+		expiresStr  = fs.Bool("oauth-expires-in-string", false, "send expires_in as a JSON string, as IR sometimes does")
+		accessTTL   = fs.Duration("access-token-ttl", sandbox.DefaultAccessTokenTTL, "lifetime of OAuth access tokens")
+		refreshTTL  = fs.Duration("refresh-token-ttl", sandbox.DefaultRefreshTokenTTL, "lifetime of OAuth refresh tokens")
+		codeTTL     = fs.Duration("auth-code-ttl", sandbox.DefaultAuthCodeTTL, "lifetime of OAuth authorization codes")
 		faults      sandbox.Faults
 		faultSeed   = fs.Uint64("fault-seed", 0, "seed of the fault draws, for reproducible runs; 0 = random")
 	)
@@ -74,8 +92,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&faults.HTTP5xx, "fault-5xx", 0, "probability a call is answered 500 or 502")
 	fs.Float64Var(&faults.LoseResponse, "fault-lose-response", 0, "probability an accepted File is filed, then its connection reset")
 	fs.Float64Var(&faults.HangAfterCommit, "fault-hang-after-commit", 0, "probability an accepted File is filed, then hangs")
-	var serverNames stringList
+	var serverNames, redirects stringList
 	fs.Var(&serverNames, "server-name", "extra DNS name or IP for the server certificate (repeatable)")
+	fs.Var(&redirects, "oauth-redirect-uri", "a redirect URI of the OAuth client (repeatable; default "+sandbox.DefaultOAuthRedirectURI+")")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -84,6 +103,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		level = slog.LevelDebug
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if len(redirects) == 0 {
+		redirects = stringList{sandbox.DefaultOAuthRedirectURI}
+	}
+	secret := os.Getenv(oauthSecretEnv)
 
 	s, err := sandbox.New(sandbox.Options{
 		Dir:           *dir,
@@ -101,6 +124,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Faults:        faults,
 		FaultSeed:     *faultSeed,
 		Logger:        logger,
+		OAuthClients: []sandbox.OAuthClient{{ID: *clientID, Secret: secret, RedirectURIs: redirects,
+			Desktop: *desktopApp, ExpiresInAsString: *expiresStr}},
+		AccessTokenTTL:  *accessTTL,
+		RefreshTokenTTL: *refreshTTL,
+		AuthCodeTTL:     *codeTTL,
 	})
 	if err != nil {
 		return err
@@ -123,6 +151,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "faults:         hang %g reset %g 5xx %g lose-response %g hang-after-commit %g\n",
 			faults.Hang, faults.Reset, faults.HTTP5xx, faults.LoseResponse, faults.HangAfterCommit)
 	}
+	client := s.OAuthClients()[0]
+	if secret != "" {
+		fmt.Fprintf(stdout, "OAuth client:   %s (secret from %s)\n", client.ID, oauthSecretEnv)
+	} else {
+		// A throwaway secret of a throwaway server: whoever starts the
+		// sandbox needs it to configure a client.
+		fmt.Fprintf(stdout, "OAuth client:   %s secret %s\n", client.ID, client.Secret)
+	}
+	fmt.Fprintf(stdout, "OAuth token:    %s%s\n", s.DesktopURL(), sandbox.OAuthTokenPath)
+	login := url.Values{"response_type": {"code"}, "client_id": {client.ID}, "redirect_uri": {client.RedirectURIs[0]},
+		"scope": {sandbox.ScopeMYIR}, "state": {"demo"}, "login_hint": {"alice"}}
+	fmt.Fprintf(stdout, "OAuth login:    %s%s?%s\n", s.DesktopURL(), sandbox.OAuthAuthorizePath, login.Encode())
 	if *issueToken != "" {
 		fmt.Fprintf(stdout, "access token for %s: %s\n", *issueToken, s.IssueToken(*issueToken, *tokenTTL))
 	}
