@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -135,15 +136,20 @@ const ExpirySkew = time.Minute
 // to another ID does not decrypt) and prefixed with its key ID.
 //
 // Layout: "<prefix>tokenset:{<id>}" holds the value and "<prefix>tokensets"
-// indexes the IDs. The hash tag keeps every key of one set (and the refresh
-// lock that the fleet-wide single-flight refresh will add) in one Redis
-// Cluster slot.
+// indexes the IDs. The hash tag keeps every key of one set (the value and
+// the refresh lock, fence, marker and dead flag of refresh.go) in one Redis
+// Cluster slot, so the refresh scripts run on a cluster unchanged.
 type Store struct {
 	rdb    redis.UniversalClient
 	prefix string
 	keys   Keyring
 	aeads  map[string]cipher.AEAD
 	now    func() time.Time
+
+	// Refreshing (refresh.go); set before use.
+	oauth  *OAuthClient
+	policy RefreshPolicy
+	log    *slog.Logger
 
 	cacheTTL time.Duration
 	cacheMu  sync.Mutex
@@ -168,25 +174,26 @@ func (s *Store) CacheFor(ttl time.Duration) {
 	s.cache = map[string]cachedSet{}
 }
 
-func (s *Store) cached(ctx context.Context, id string) (TokenSet, error) {
+// cachedFresh returns this process's copy of set id if the cache is on,
+// the copy is younger than the cache TTL, and its access token is good for
+// more than RefreshBefore: a set nearing expiry always goes through Fresh.
+func (s *Store) cachedFresh(id string) (TokenSet, bool) {
 	now := s.now()
 	s.cacheMu.Lock()
-	ttl := s.cacheTTL
-	if c, ok := s.cache[id]; ok && ttl > 0 && now.Sub(c.fetched) < ttl {
-		s.cacheMu.Unlock()
-		return c.ts, nil
+	defer s.cacheMu.Unlock()
+	c, ok := s.cache[id]
+	if !ok || s.cacheTTL <= 0 || now.Sub(c.fetched) >= s.cacheTTL || !now.Before(c.ts.Expiry.Add(-s.policy.RefreshBefore)) {
+		return TokenSet{}, false
 	}
-	s.cacheMu.Unlock()
-	ts, err := s.Get(ctx, id)
-	if err != nil || ttl <= 0 {
-		return ts, err
-	}
+	return c.ts, true
+}
+
+func (s *Store) remember(ts TokenSet, fetched time.Time) {
 	s.cacheMu.Lock()
-	if s.cache != nil {
-		s.cache[id] = cachedSet{ts: ts, fetched: now}
+	if s.cache != nil && s.cacheTTL > 0 {
+		s.cache[ts.ID] = cachedSet{ts: ts, fetched: fetched}
 	}
 	s.cacheMu.Unlock()
-	return ts, nil
 }
 
 func (s *Store) forget(id string) {
@@ -204,7 +211,7 @@ func NewStore(rdb redis.UniversalClient, prefix string, keys Keyring) (*Store, e
 	if err := keys.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Store{rdb: rdb, prefix: prefix, keys: keys, aeads: map[string]cipher.AEAD{}, now: time.Now}
+	s := &Store{rdb: rdb, prefix: prefix, keys: keys, aeads: map[string]cipher.AEAD{}, now: time.Now, policy: RefreshPolicy{}.withDefaults()}
 	for id, k := range keys.Keys {
 		block, err := aes.NewCipher(k)
 		if err != nil {
@@ -242,38 +249,54 @@ func additionalData(id string) []byte {
 	return []byte("gatewayq/tokenset/" + valueVersion + "\x00" + id)
 }
 
+// putScript writes a set's value and clears its dead flag and refresh
+// marker: a new consent revives a dead set, and a refresh in flight from
+// the old value can no longer store its result (the value changed).
+var putScript = redis.NewScript(`
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2], KEYS[3])
+return 1
+`)
+
 // Put stores ts, encrypted with the current key, replacing any set with
-// its ID.
+// its ID (a new consent): a dead set is alive again, and a refresh in
+// flight for the old set is discarded.
 func (s *Store) Put(ctx context.Context, ts TokenSet) error {
 	defer s.forget(ts.ID)
-	if !tokenSetIDPattern.MatchString(ts.ID) {
-		return fmt.Errorf("auth: token set ID %q: must be 1-200 of A-Z a-z 0-9 _ . : @ -", ts.ID)
-	}
-	if ts.AccessToken == "" {
-		return fmt.Errorf("auth: token set %q: no access token", ts.ID)
-	}
-	plain, err := json.Marshal(storedTokenSet{
-		ID: ts.ID, AccessToken: ts.AccessToken, RefreshToken: ts.RefreshToken, Expiry: ts.Expiry,
-		Endpoint: string(ts.Endpoint), Scope: ts.Scope, User: ts.User, ConsentedAt: ts.ConsentedAt,
-	})
-	if err != nil {
-		return fmt.Errorf("auth: token set %q: encode: %w", ts.ID, err)
-	}
-	value, err := s.seal(ts.ID, plain)
-	clear(plain)
+	value, err := s.sealSet(ts)
 	if err != nil {
 		return err
 	}
-	// Two keys in different slots, so no MULTI (it would fail on Redis
+	// The index is another slot, so no MULTI (it would fail on Redis
 	// Cluster). Value first: an index entry never points at nothing for
 	// long, and List cleans up after a crash between the two.
-	if err := s.rdb.Set(ctx, s.key(ts.ID), value, 0).Err(); err != nil {
+	if err := putScript.Run(ctx, s.rdb, []string{s.key(ts.ID), s.deadKey(ts.ID), s.markerKey(ts.ID)}, value).Err(); err != nil {
 		return fmt.Errorf("auth: token set %q: store: %w", ts.ID, err)
 	}
 	if err := s.rdb.SAdd(ctx, s.index(), ts.ID).Err(); err != nil {
 		return fmt.Errorf("auth: token set %q: index: %w", ts.ID, err)
 	}
 	return nil
+}
+
+// sealSet validates ts and returns its encrypted stored value.
+func (s *Store) sealSet(ts TokenSet) (string, error) {
+	if !tokenSetIDPattern.MatchString(ts.ID) {
+		return "", fmt.Errorf("auth: token set ID %q: must be 1-200 of A-Z a-z 0-9 _ . : @ -", ts.ID)
+	}
+	if ts.AccessToken == "" {
+		return "", fmt.Errorf("auth: token set %q: no access token", ts.ID)
+	}
+	plain, err := json.Marshal(storedTokenSet{
+		ID: ts.ID, AccessToken: ts.AccessToken, RefreshToken: ts.RefreshToken, Expiry: ts.Expiry,
+		Endpoint: string(ts.Endpoint), Scope: ts.Scope, User: ts.User, ConsentedAt: ts.ConsentedAt,
+	})
+	if err != nil {
+		return "", fmt.Errorf("auth: token set %q: encode: %w", ts.ID, err)
+	}
+	value, err := s.seal(ts.ID, plain)
+	clear(plain)
+	return value, err
 }
 
 // Get returns the token set id, or an error wrapping ErrTokenSetNotFound,
@@ -291,6 +314,11 @@ func (s *Store) get(ctx context.Context, id string) (TokenSet, string, error) {
 	if err != nil {
 		return TokenSet{}, "", fmt.Errorf("auth: token set %q: %w", id, err)
 	}
+	return s.decode(id, value)
+}
+
+// decode opens a stored value of set id.
+func (s *Store) decode(id, value string) (TokenSet, string, error) {
 	plain, keyID, err := s.open(id, value)
 	if err != nil {
 		return TokenSet{}, keyID, err
@@ -311,10 +339,11 @@ func (s *Store) get(ctx context.Context, id string) (TokenSet, string, error) {
 	}, keyID, nil
 }
 
-// Delete removes the token set id; deleting a missing set is not an error.
+// Delete removes the token set id, with its refresh lock, marker and dead
+// flag; deleting a missing set is not an error.
 func (s *Store) Delete(ctx context.Context, id string) error {
 	defer s.forget(id)
-	if err := s.rdb.Del(ctx, s.key(id)).Err(); err != nil {
+	if err := s.rdb.Del(ctx, s.key(id), s.lockKey(id), s.fenceKey(id), s.markerKey(id), s.deadKey(id)).Err(); err != nil {
 		return fmt.Errorf("auth: token set %q: delete: %w", id, err)
 	}
 	if err := s.rdb.SRem(ctx, s.index(), id).Err(); err != nil {
@@ -389,15 +418,25 @@ func (s *Store) open(id, value string) ([]byte, string, error) {
 }
 
 // Credentials returns the gatewayclient.Credentials of token set id: the
-// header "Bearer <access token>", read from the store on each call so a
-// rotated token is picked up at once.
+// header "Bearer <access token>" of a set good for more than RefreshBefore,
+// from this process's cache (see CacheFor) or through Fresh, which
+// refreshes it once for the whole fleet when needed.
 //
-// A missing or expired set fails with a *gatewayclient.Error of ClassAuth
-// (the worker refreshes, or parks the job as needing re-consent); a set the
-// keyring cannot open with ClassConfig; a Redis failure is returned
-// unclassified, which the worker retries. Refreshing an expired token is not
-// done here yet: the fleet-wide single-flight refresh will sit behind this
-// same method, so callers will not change.
+// A missing set, or one that needs the user's consent again (errors.Is
+// ErrNeedsConsent: dead, refused by IR, or expired without a refresh
+// token), fails with a *gatewayclient.Error of ClassAuth whose Message
+// starts "needs re-consent: "; a set the keyring cannot open, or an OAuth
+// client IR refuses, with ClassConfig; IR's OAuth server being unreachable
+// with ClassRetryLater; a Redis or context failure is returned
+// unclassified, which the worker retries.
+//
+// The value returned also has a method
+//
+//	Rejected(ctx context.Context) error
+//
+// to call when IR refused the header it last returned (statusCode 1 or 2):
+// it refreshes the set unless another job already did (Store.ForceAfter),
+// so the job can be tried once more; its errors are classified the same way.
 func (s *Store) Credentials(id string) gatewayclient.Credentials {
 	return &bearerCredentials{store: s, id: id}
 }
@@ -405,24 +444,66 @@ func (s *Store) Credentials(id string) gatewayclient.Credentials {
 type bearerCredentials struct {
 	store *Store
 	id    string
+
+	mu   sync.Mutex
+	last string // the access token last handed out
 }
 
 var _ gatewayclient.Credentials = (*bearerCredentials)(nil)
 
 func (b *bearerCredentials) AuthorizationHeader(ctx context.Context) (string, error) {
-	ts, err := b.store.cached(ctx, b.id)
-	switch {
-	case errors.Is(err, ErrTokenSetNotFound):
-		return "", &gatewayclient.Error{Class: gatewayclient.ClassAuth, Message: fmt.Sprintf("token set %q not found: the user must consent", b.id), Err: err}
-	case errors.Is(err, ErrUnknownKey), errors.Is(err, ErrDecrypt):
-		return "", &gatewayclient.Error{Class: gatewayclient.ClassConfig, Message: "token set cannot be decrypted with the configured keyring", Err: err}
-	case err != nil:
-		return "", err
+	ts, ok := b.store.cachedFresh(b.id)
+	if !ok {
+		fetched := b.store.now()
+		var err error
+		ts, err = b.store.Fresh(ctx, b.id)
+		if err != nil {
+			return "", classifyTokenError(b.id, err)
+		}
+		b.store.remember(ts, fetched)
 	}
-	if !b.store.now().Before(ts.Expiry.Add(-ExpirySkew)) {
-		return "", &gatewayclient.Error{Class: gatewayclient.ClassAuth,
-			Message: fmt.Sprintf("token set %q: access token expired at %s", b.id, ts.Expiry.Format(time.RFC3339)),
-			Err:     ErrTokenExpired}
-	}
+	b.mu.Lock()
+	b.last = ts.AccessToken
+	b.mu.Unlock()
 	return "Bearer " + ts.AccessToken, nil
+}
+
+// Rejected refreshes the set after IR refused the access token this
+// Credentials last returned, unless the stored set has already moved on.
+func (b *bearerCredentials) Rejected(ctx context.Context) error {
+	b.mu.Lock()
+	last := b.last
+	b.mu.Unlock()
+	if last == "" {
+		return fmt.Errorf("auth: token set %q: Rejected before any AuthorizationHeader", b.id)
+	}
+	fetched := b.store.now()
+	b.store.forget(b.id)
+	ts, err := b.store.ForceAfter(ctx, b.id, last)
+	if err != nil {
+		return classifyTokenError(b.id, err)
+	}
+	b.store.remember(ts, fetched)
+	return nil
+}
+
+// classifyTokenError turns a token-set failure into what a job should do.
+func classifyTokenError(id string, err error) error {
+	var oe *OAuthError
+	var ce *consentError
+	switch {
+	case errors.As(err, &ce):
+		return &gatewayclient.Error{Class: gatewayclient.ClassAuth, Message: "needs re-consent: token set " + strconv.Quote(id) + ": " + ce.reason, Err: err}
+	case errors.Is(err, ErrNeedsConsent):
+		return &gatewayclient.Error{Class: gatewayclient.ClassAuth, Message: "needs re-consent: token set " + strconv.Quote(id), Err: err}
+	case errors.Is(err, ErrTokenSetNotFound):
+		return &gatewayclient.Error{Class: gatewayclient.ClassAuth, Message: fmt.Sprintf("needs re-consent: token set %q not found: the user must consent", id), Err: err}
+	case errors.Is(err, ErrUnknownKey), errors.Is(err, ErrDecrypt):
+		return &gatewayclient.Error{Class: gatewayclient.ClassConfig, Message: "token set cannot be decrypted with the configured keyring", Err: err}
+	case errors.As(err, &oe) && !oe.Temporary():
+		return &gatewayclient.Error{Class: gatewayclient.ClassConfig, Message: "IR's OAuth server refused the client (check oauth.client_id, client_secret and paths)", Err: err}
+	case errors.As(err, &oe):
+		return &gatewayclient.Error{Class: gatewayclient.ClassRetryLater, Message: "IR's OAuth server is unavailable; token set not refreshed", Err: err}
+	}
+	return err
 }
