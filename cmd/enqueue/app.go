@@ -64,6 +64,7 @@ Commands:
   submit   enqueue one job, from a JSON file or from flags
   bulk     enqueue a JSON-lines file of jobs (one a line), streaming
   status   show a task's state and its result
+  auth     manage end users' OAuth token sets: login, import, list, revoke
 
 Global flags (accepted before or after the command):
   --config FILE         config file (default $GATEWAYQ_CONFIG); GATEWAYQ_* variables override it
@@ -102,6 +103,8 @@ func (a *app) Run(ctx context.Context, args []string) int {
 		return a.bulk(ctx, &g, rest)
 	case "status":
 		return a.status(ctx, &g, rest)
+	case "auth":
+		return a.auth(ctx, &g, rest)
 	case "help":
 		fmt.Fprint(a.stdout, usage)
 		return exitOK
