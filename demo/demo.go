@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -252,6 +253,13 @@ func Config(redisAddr string, sb *sandbox.Sandbox, files sandbox.PKIFiles, o Opt
 	cfg := config.Default(config.ProfileSandbox)
 	cfg.Redis.Addr = redisAddr
 	cfg.Redis.QueuePrefix = o.QueuePrefix
+	// Each run files its returns with a fresh sandbox: its filing ledger and
+	// token sets must not meet an earlier run's in a shared Redis.
+	var run [4]byte
+	if _, err := rand.Read(run[:]); err != nil {
+		return nil, err
+	}
+	cfg.Redis.KeyPrefix = "gatewayq:demo:" + hex.EncodeToString(run[:]) + ":"
 	cfg.Endpoints.Cloud.BaseURL = sb.CloudURL()
 	cfg.Endpoints.Desktop.BaseURL = sb.DesktopURL()
 	cfg.OAuth.BaseURL = sb.DesktopURL()

@@ -35,6 +35,13 @@ type Limiter interface {
 	Throttled(ctx context.Context, key string, retryAfter time.Duration) error
 }
 
+// tokenRejecter is implemented by OAuth credentials that can refresh their
+// token set after IR refused the access token they handed out (the auth
+// store's credentials do, fleet-wide and once per refused token).
+type tokenRejecter interface {
+	Rejected(ctx context.Context) error
+}
+
 // Breaker guards an endpoint: *breaker.Fleet. Allow refuses with an error
 // wrapping breaker.ErrOpen while the breaker is open; otherwise done must
 // be called with the call's outcome.
@@ -61,6 +68,14 @@ type Handler struct {
 	Keys   map[gatewayclient.EndpointKind]string
 	Budget Budget
 	Logger *slog.Logger
+	// Ledger records every File of a return version (see reconcile.go):
+	// marked sending right before the request goes out, reconciled with
+	// IR before a File whose outcome is unknown is ever sent again. Nil:
+	// no ledger, and Files with an unknown outcome are parked for an
+	// operator instead.
+	Ledger Ledger
+
+	clock func() time.Time // nil means time.Now
 }
 
 func (h *Handler) key(e gatewayclient.EndpointKind) string {
@@ -163,15 +178,101 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return h.finish(ctx, log, t, j, nil, classifyCredentialError(credErr), 0)
 	}
 
-	key := h.key(j.Endpoint)
+	// A File with a ledger entry that is filed, sending or uncertain is
+	// settled first: done, or reconciled with IR before anything is sent.
+	lj := h.ledgerJob(ctx, j)
+	if lj != nil {
+		log = log.With("ledger", lj.key)
+		if done, err := h.checkLedger(ctx, log, t, j, creds, lj, budget); done {
+			return err
+		}
+	}
+	var beforeSend func() error
+	if lj != nil {
+		beforeSend = func() error { return h.beginSend(ctx, lj) }
+	}
+
+	var (
+		res     *gatewayclient.Result
+		callErr error
+		elapsed time.Duration
+	)
+	// At most two calls: IR refusing the access token (statusCode 1, 2)
+	// gets the token set refreshed, fleet-wide and once, and one more call
+	// with the new token; a second refusal parks the job for re-consent.
+	for attempt := 0; ; attempt++ {
+		var stop error
+		res, callErr, elapsed, stop = h.call(ctx, log, j.Endpoint, gatewayclient.Request{
+			Endpoint:    j.Endpoint,
+			Service:     j.Service,
+			Operation:   j.Operation,
+			Payload:     []byte(j.Body),
+			Credentials: creds,
+		}, budget, beforeSend)
+		if errors.Is(stop, errAlreadyFiled) {
+			if e, err := h.Ledger.Get(ctx, lj.key); err == nil {
+				h.completeFiled(log, t, j, e, "filed (ledger): IR accepted this return earlier")
+				return nil
+			}
+			return &SnoozeError{Delay: reconcileDelay, Reason: "the ledger says filed but could not be read"}
+		}
+		if stop != nil {
+			return stop
+		}
+		if lj != nil {
+			if err := h.settle(ctx, log, lj, res, callErr); err != nil {
+				// The job comes back to be reconciled; until then its outcome
+				// says why, and stays for an operator should its retries run out.
+				class, reason := gatewayclient.ClassUncertain, err.Error()
+				var re *ReconcileError
+				if errors.As(err, &re) {
+					reason = re.Reason
+				}
+				if gatewayclient.ClassOf(callErr) == gatewayclient.ClassAlreadyFiled {
+					class = gatewayclient.ClassAlreadyFiled
+				}
+				h.writeOutcome(log, t, j, res, callErr, elapsed, class, reason)
+				return err
+			}
+		}
+		if attempt > 0 || gatewayclient.ClassOf(callErr) != gatewayclient.ClassAuth || j.Auth.Mode != gatewayclient.AuthOAuth {
+			break
+		}
+		r, ok := creds.(tokenRejecter)
+		if !ok {
+			break
+		}
+		if err := r.Rejected(ctx); err != nil {
+			// The refresh itself failed: a dead or desktop set needs the
+			// user's consent again; a transient failure retries later.
+			return h.finish(ctx, log, t, j, nil, classifyCredentialError(err), elapsed)
+		}
+		log.Info("IR refused the access token; the token set was refreshed, calling again")
+	}
+	if callErr != nil && ctx.Err() != nil && !isGatewayError(callErr) {
+		// The worker is stopping or the task timed out before the call
+		// began: nothing was sent, asynq retries the task.
+		return ctx.Err()
+	}
+	return h.finish(ctx, log, t, j, res, callErr, elapsed)
+}
+
+// call makes one gateway call through the limiter and the breaker, within
+// the call deadline, and tells the limiter about IR's push-back. beforeSend,
+// when not nil, runs after the permit and the breaker, right before the
+// request: an error from it ends the call unsent. stop, when not nil, is
+// what the job must return without a call's outcome: a snooze (rate limit,
+// breaker), beforeSend's refusal, or the task's own context ending.
+func (h *Handler) call(ctx context.Context, log *slog.Logger, endpoint gatewayclient.EndpointKind, req gatewayclient.Request, budget Budget, beforeSend func() error) (res *gatewayclient.Result, callErr error, elapsed time.Duration, stop error) {
+	key := h.key(endpoint)
 	if h.Limiter != nil {
 		permit, err := h.Limiter.Acquire(ctx, key, priority(ctx), budget.LimiterWait)
 		if err != nil {
 			var de *ratelimit.DelayError
 			if errors.As(err, &de) {
-				return &SnoozeError{Delay: de.RetryIn, Reason: "waiting for a rate-limit permit (" + de.Reason + ")"}
+				return nil, nil, 0, &SnoozeError{Delay: de.RetryIn, Reason: "waiting for a rate-limit permit (" + de.Reason + ")"}
 			}
-			return err // the task's own context ended
+			return nil, nil, 0, err // the task's own context ended
 		}
 		// The in-flight slot is held until the call has really ended, and
 		// released in the background: the job's completion need not wait
@@ -188,24 +289,25 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		if err != nil {
 			var oe *breaker.OpenError
 			if errors.As(err, &oe) {
-				return &SnoozeError{Delay: oe.RetryIn, Reason: "circuit breaker open for " + key}
+				return nil, nil, 0, &SnoozeError{Delay: oe.RetryIn, Reason: "circuit breaker open for " + key}
 			}
-			return err
+			return nil, nil, 0, err
 		}
 		breakerDone = done
+	}
+	if beforeSend != nil {
+		if err := beforeSend(); err != nil {
+			// Nothing went out: the breaker slot is given back uncounted.
+			breakerDone(context.Canceled)
+			return nil, nil, 0, err
+		}
 	}
 
 	start := time.Now()
 	callCtx, cancel := context.WithTimeout(ctx, budget.Call)
-	res, callErr := h.Client.Do(callCtx, gatewayclient.Request{
-		Endpoint:    j.Endpoint,
-		Service:     j.Service,
-		Operation:   j.Operation,
-		Payload:     []byte(j.Body),
-		Credentials: creds,
-	})
+	res, callErr = h.Client.Do(callCtx, req)
 	cancel()
-	elapsed := time.Since(start)
+	elapsed = time.Since(start)
 	breakerDone(callErr)
 	if h.Limiter != nil && gatewayclient.ThrottleSignal(callErr) {
 		var ge *gatewayclient.Error
@@ -217,12 +319,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 			log.Warn("could not tell the fleet limiter about IR's push-back", "err", err)
 		}
 	}
-	if callErr != nil && ctx.Err() != nil && !isGatewayError(callErr) {
-		// The worker is stopping or the task timed out before the call
-		// began: nothing was sent, asynq retries the task.
-		return ctx.Err()
-	}
-	return h.finish(ctx, log, t, j, res, callErr, elapsed)
+	return res, callErr, elapsed, nil
 }
 
 // finish records a job's outcome and tells asynq what to do next.
@@ -240,14 +337,20 @@ func (h *Handler) finish(ctx context.Context, log *slog.Logger, t *asynq.Task, j
 	if errors.As(err, &parked) {
 		// A parked job's outcome is what the operator acts on in the
 		// morning: keep it beside the archived task.
-		out := h.outcome(j, res, callErr, elapsed)
-		out.Class = parked.Class.String()
-		out.Reason = parked.Reason
-		if werr := writeResult(t, out); werr != nil {
-			log.Warn("job parked but its outcome could not be stored", "err", werr)
-		}
+		h.writeOutcome(log, t, j, res, callErr, elapsed, parked.Class, parked.Reason)
 	}
 	return err
+}
+
+// writeOutcome stores the outcome of a job that is not done (parked, or
+// coming back to be reconciled), with its class and reason.
+func (h *Handler) writeOutcome(log *slog.Logger, t *asynq.Task, j *Job, res *gatewayclient.Result, callErr error, elapsed time.Duration, class gatewayclient.Class, reason string) {
+	out := h.outcome(j, res, callErr, elapsed)
+	out.Class = class.String()
+	out.Reason = reason
+	if werr := writeResult(t, out); werr != nil {
+		log.Warn("job's outcome could not be stored", "err", werr)
+	}
 }
 
 func isGatewayError(err error) bool {
@@ -359,6 +462,10 @@ func IsFailure(err error) bool {
 	if errors.As(err, &se) {
 		return false
 	}
+	var re *ReconcileError
+	if errors.As(err, &re) {
+		return true
+	}
 	return gatewayclient.ClassOf(err).SpendsRetryBudget()
 }
 
@@ -369,6 +476,10 @@ func RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
 	var se *SnoozeError
 	if errors.As(err, &se) {
 		return max(se.Delay, time.Second)
+	}
+	var re *ReconcileError
+	if errors.As(err, &re) {
+		return max(re.Delay, time.Second) + jitter(time.Second)
 	}
 	var ge *gatewayclient.Error
 	if errors.As(err, &ge) && ge.RetryAfter > 0 {

@@ -260,3 +260,81 @@ func TestHandlerWithLimiterAndBreaker(t *testing.T) {
 		}
 	})
 }
+
+type seqCaller struct {
+	mu    sync.Mutex
+	errs  []error
+	calls int
+}
+
+func (c *seqCaller) Do(context.Context, gatewayclient.Request) (*gatewayclient.Result, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls++
+	if len(c.errs) == 0 {
+		return &gatewayclient.Result{StatusCode: 0, GatewayID: "g", SubmissionKey: "1"}, nil
+	}
+	err := c.errs[0]
+	c.errs = c.errs[1:]
+	if err == nil {
+		return &gatewayclient.Result{StatusCode: 0, GatewayID: "g", SubmissionKey: "1"}, nil
+	}
+	return &gatewayclient.Result{StatusCode: 1}, err
+}
+
+type refreshingCreds struct {
+	refreshErr error
+	refreshed  int
+}
+
+func (r *refreshingCreds) AuthorizationHeader(context.Context) (string, error) {
+	return "Bearer t", nil
+}
+func (r *refreshingCreds) Rejected(context.Context) error {
+	r.refreshed++
+	return r.refreshErr
+}
+
+type credsOf struct{ c gatewayclient.Credentials }
+
+func (f credsOf) For(context.Context, Auth) (gatewayclient.Credentials, error) { return f.c, nil }
+
+func TestHandlerRefreshesOnceAfterStatusCode1(t *testing.T) {
+	t.Parallel()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	tokenInvalid := &gatewayclient.Error{Class: gatewayclient.ClassAuth, StatusCode: 1, HTTPStatus: 200, Message: "token invalid"}
+	tests := []struct {
+		name        string
+		errs        []error
+		refreshErr  error
+		wantCalls   int
+		wantRefresh int
+		wantParked  bool
+	}{
+		{"refreshed, then filed", []error{tokenInvalid, nil}, nil, 2, 1, false},
+		{"refused again after a refresh: re-consent", []error{tokenInvalid, tokenInvalid}, nil, 2, 1, true},
+		{"refresh says the set is dead: re-consent", []error{tokenInvalid}, &gatewayclient.Error{Class: gatewayclient.ClassAuth, Message: "needs re-consent: invalid_grant"}, 1, 1, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, rc := &seqCaller{errs: tt.errs}, &refreshingCreds{refreshErr: tt.refreshErr}
+			h := &Handler{Client: c, Credentials: credsOf{rc}, Logger: quiet}
+			err := h.ProcessTask(context.Background(), task(t, gstJob(t)))
+			if c.calls != tt.wantCalls || rc.refreshed != tt.wantRefresh {
+				t.Fatalf("calls %d, refreshes %d; want %d, %d", c.calls, rc.refreshed, tt.wantCalls, tt.wantRefresh)
+			}
+			var p *ParkedError
+			parked := errors.As(err, &p)
+			if parked != tt.wantParked {
+				t.Fatalf("parked = %v (%v), want %v", parked, err, tt.wantParked)
+			}
+			if parked && (p.Class != gatewayclient.ClassAuth || !strings.Contains(p.Reason, "re-consent")) {
+				t.Fatalf("parked as %s %q, want needs re-consent", p.Class, p.Reason)
+			}
+			if !tt.wantParked && err != nil {
+				t.Fatalf("want done, got %v", err)
+			}
+		})
+	}
+}

@@ -26,6 +26,7 @@ import (
 	"github.com/gatewayq/gatewayq/breaker"
 	"github.com/gatewayq/gatewayq/config"
 	"github.com/gatewayq/gatewayq/gatewayclient"
+	"github.com/gatewayq/gatewayq/ledger"
 	"github.com/gatewayq/gatewayq/ratelimit"
 	"github.com/gatewayq/gatewayq/tasks"
 )
@@ -125,6 +126,15 @@ func Credentials(cfg *config.Config, rdb redis.UniversalClient) (*tasks.Credenti
 		// A batch files many returns with one user's token set: reading it
 		// from Redis once every couple of seconds, not for every call.
 		store.CacheFor(2 * time.Second)
+		oc, err := OAuthClient(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("oauth: %w", err)
+		}
+		if oc != nil {
+			// Without an OAuth client a set is used until it expires, then
+			// its jobs are parked for re-consent.
+			store.SetOAuth(oc)
+		}
 		c.Tokens = store
 	}
 	if cfg.M2M.SigningKey != "" {
@@ -259,7 +269,8 @@ func New(opts Options) (*Worker, error) {
 		_ = rdb.Close()
 		return nil, err
 	}
-	h := &tasks.Handler{Client: client, Credentials: creds, Limiter: limiter, Breaker: br, Keys: keys, Budget: budget, Logger: log}
+	h := &tasks.Handler{Client: client, Credentials: creds, Limiter: limiter, Breaker: br, Keys: keys, Budget: budget, Logger: log,
+		Ledger: ledger.New(rdb, cfg.Redis.KeyPrefix)}
 
 	queues := map[string]int{}
 	for q, p := range cfg.Worker.Queues {
