@@ -16,11 +16,12 @@ for s in string.gmatch(ARGV[4], '[^,]+') do
     allowed = true
   end
 end
-if allowed and cur then
-  if ARGV[5] ~= '' and redis.call('HGET', k, 'task') ~= ARGV[5] then
+if allowed and cur and (ARGV[5] ~= '' or ARGV[6] ~= '') then
+  local v = redis.call('HMGET', k, 'task', 'attempts')
+  if ARGV[5] ~= '' and v[1] ~= ARGV[5] then
     allowed = false
   end
-  if ARGV[6] ~= '' and (redis.call('HGET', k, 'attempts') or '0') ~= ARGV[6] then
+  if ARGV[6] ~= '' and (v[2] or '0') ~= ARGV[6] then
     allowed = false
   end
 end
@@ -30,12 +31,19 @@ end
 if not cur then
   redis.call('HSET', k, 'key', ARGV[1], 'created', ARGV[2], 'attempts', '0')
 end
+-- One HDEL and one HSET for all fields: every command inside a script
+-- costs Redis time on the hot path of every File.
+local del = {}
 for f in string.gmatch(ARGV[8], '[^,]+') do
-  redis.call('HDEL', k, f)
+  del[#del + 1] = f
 end
-redis.call('HSET', k, 'state', ARGV[3], 'updated', ARGV[2])
-for i = 9, #ARGV, 2 do
-  redis.call('HSET', k, ARGV[i], ARGV[i + 1])
+if #del > 0 then
+  redis.call('HDEL', k, unpack(del))
+end
+if #ARGV >= 9 then
+  redis.call('HSET', k, 'state', ARGV[3], 'updated', ARGV[2], unpack(ARGV, 9, #ARGV))
+else
+  redis.call('HSET', k, 'state', ARGV[3], 'updated', ARGV[2])
 end
 if ARGV[7] == '1' then
   redis.call('HINCRBY', k, 'attempts', 1)

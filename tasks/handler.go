@@ -178,14 +178,15 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return h.finish(ctx, log, t, j, nil, classifyCredentialError(credErr), 0)
 	}
 
-	// A File with a ledger entry that is filed, sending or uncertain is
-	// settled first: done, or reconciled with IR before anything is sent.
+	// A File is marked "sending" in the ledger right before it goes out.
+	// Most Files are new, so that mark is tried first; only when the ledger
+	// refuses it (the return is filed, being sent, or unresolved) is the
+	// entry read and settled: done, or reconciled with IR before anything
+	// is sent. That keeps the common path to one ledger round trip before
+	// the call.
 	lj := h.ledgerJob(ctx, j)
 	if lj != nil {
 		log = log.With("ledger", lj.key)
-		if done, err := h.checkLedger(ctx, log, t, j, creds, lj, budget); done {
-			return err
-		}
 	}
 	var beforeSend func() error
 	if lj != nil {
@@ -200,6 +201,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	// At most two calls: IR refusing the access token (statusCode 1, 2)
 	// gets the token set refreshed, fleet-wide and once, and one more call
 	// with the new token; a second refusal parks the job for re-consent.
+	reconciled := false
 	for attempt := 0; ; attempt++ {
 		var stop error
 		res, callErr, elapsed, stop = h.call(ctx, log, j.Endpoint, gatewayclient.Request{
@@ -215,6 +217,18 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 				return nil
 			}
 			return &SnoozeError{Delay: reconcileDelay, Reason: "the ledger says filed but could not be read"}
+		}
+		if errors.Is(stop, errMustReconcile) {
+			if reconciled {
+				return &SnoozeError{Delay: reconcileDelay, Reason: "the filing ledger changed under this attempt"}
+			}
+			reconciled = true
+			if done, err := h.checkLedger(ctx, log, t, j, creds, lj, budget); done {
+				return err
+			}
+			// Reconciled as not filed (or settled meanwhile): send it now.
+			attempt--
+			continue
 		}
 		if stop != nil {
 			return stop

@@ -131,6 +131,10 @@ func (h *Handler) ledgerJob(ctx context.Context, j *Job) *ledgerJob {
 // errAlreadyFiled stops a File whose ledger entry is filed: the job is done.
 var errAlreadyFiled = errors.New("ledger says filed")
 
+// errMustReconcile: the ledger refused to mark the File sending because an
+// earlier attempt is in flight or its outcome is unknown.
+var errMustReconcile = errors.New("ledger says the return must be settled first")
+
 // beginSend is the last step before a File goes on the wire.
 func (h *Handler) beginSend(ctx context.Context, lj *ledgerJob) error {
 	_, err := h.Ledger.BeginSend(ctx, lj.key, lj.taskID, lj.bodyHash)
@@ -140,9 +144,9 @@ func (h *Handler) beginSend(ctx context.Context, lj *ledgerJob) error {
 	case errors.Is(err, ledger.ErrFiled):
 		return errAlreadyFiled
 	case errors.Is(err, ledger.ErrMustReconcile):
-		// Moved to sending or uncertain since this attempt looked: the
-		// next attempt reconciles (or waits for the other sender).
-		return &SnoozeError{Delay: reconcileDelay, Reason: "another attempt at this return is in progress or unresolved"}
+		// Sending or unresolved: the caller reads the entry and settles it
+		// (waits for another sender, or reconciles) before anything is sent.
+		return errMustReconcile
 	}
 	// Without the ledger's mark the File must not go out.
 	return &gatewayclient.Error{Class: gatewayclient.ClassRetryLater, Operation: OpFile, Message: "filing ledger unavailable", Err: err}
