@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gatewayq/gatewayq/internal/redistest"
+	"github.com/gatewayq/gatewayq/internal/tcpproxy"
 )
 
 // process is one worker process of a test fleet: its own Redis client and
@@ -454,89 +454,18 @@ func TestRedisUnreachableFallsBackToLocal(t *testing.T) {
 	}
 }
 
-// proxy forwards TCP to Redis until cut, which drops every connection and
-// refuses new ones until restored.
-type proxy struct {
-	ln      net.Listener
-	target  string
-	mu      sync.Mutex
-	down    bool
-	conns   []net.Conn
-	wg      sync.WaitGroup
-	stopped bool
-}
-
-func newProxy(t *testing.T, target string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln, target: target}
-	p.wg.Go(p.serve)
-	t.Cleanup(func() {
-		_ = ln.Close()
-		p.cut()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *proxy) addr() string { return p.ln.Addr().String() }
-
-func (p *proxy) serve() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		if p.down {
-			p.mu.Unlock()
-			_ = c.Close()
-			continue
-		}
-		up, err := net.Dial("tcp", p.target)
-		if err != nil {
-			p.mu.Unlock()
-			_ = c.Close()
-			continue
-		}
-		p.conns = append(p.conns, c, up)
-		p.mu.Unlock()
-		p.wg.Go(func() { _, _ = io.Copy(up, c); _ = up.Close() })
-		p.wg.Go(func() { _, _ = io.Copy(c, up); _ = c.Close() })
-	}
-}
-
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = true
-	for _, c := range p.conns {
-		_ = c.Close()
-	}
-	p.conns = nil
-}
-
-func (p *proxy) restore() {
-	p.mu.Lock()
-	p.down = false
-	p.mu.Unlock()
-}
-
 func TestTripDuringOutageReachesFleetWhenRedisReturns(t *testing.T) {
 	t.Parallel()
 	r := redistest.New(t)
 	const key = "cloud:abc"
 	s := fleetSettings()
-	px := newProxy(t, r.Addr)
-	cut := startProcess(t, px.addr(), r.Prefix, s, Options{PollInterval: 50 * time.Millisecond, RedisTimeout: 200 * time.Millisecond})
+	px := tcpproxy.New(t, r.Addr)
+	cut := startProcess(t, px.Addr(), r.Prefix, s, Options{PollInterval: 50 * time.Millisecond, RedisTimeout: 200 * time.Millisecond})
 	other := startProcess(t, r.Addr, r.Prefix, s, Options{PollInterval: 50 * time.Millisecond})
 	cut.State(key)
 	other.State(key)
 
-	px.cut()
+	px.Cut()
 	calls(t, cut.Fleet, key, 5, errBoom)
 	if st := cut.State(key); st != Open {
 		t.Fatalf("cut-off process: State = %s, want open", st)
@@ -545,7 +474,7 @@ func TestTripDuringOutageReachesFleetWhenRedisReturns(t *testing.T) {
 	if st := other.State(key); st != Closed {
 		t.Fatalf("other process: State = %s while the trip couldn't be written", st)
 	}
-	px.restore()
+	px.Restore()
 	took := waitFor(t, 5*time.Second, "the held-back trip reaches the fleet", func() bool { return other.State(key) == Open })
 	t.Logf("fleet open %s after Redis returned", took)
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"slices"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/gatewayq/gatewayq/internal/redistest"
+	"github.com/gatewayq/gatewayq/internal/tcpproxy"
 	"github.com/gatewayq/gatewayq/jobfile"
 	"github.com/gatewayq/gatewayq/tasks"
 )
@@ -280,8 +280,8 @@ func TestEnqueue(t *testing.T) {
 func TestEnqueueRedisDiesMidRun(t *testing.T) {
 	t.Parallel()
 	r, enq, insp := setup(t)
-	proxy := newProxy(t, r.Addr)
-	client := asynq.NewClient(asynq.RedisClientOpt{Addr: proxy.addr(), DialTimeout: time.Second})
+	proxy := tcpproxy.New(t, r.Addr)
+	client := asynq.NewClient(asynq.RedisClientOpt{Addr: proxy.Addr(), DialTimeout: time.Second})
 	t.Cleanup(func() { _ = client.Close() })
 	viaProxy := tasks.NewEnqueuer(client, tasks.EnqueueOptions{QueuePrefix: r.Prefix})
 
@@ -291,7 +291,7 @@ func TestEnqueueRedisDiesMidRun(t *testing.T) {
 	}
 	data := strings.Join(lines, "\n") + "\n"
 	// The proxy dies when the reader has handed over half the file.
-	in := &hookReader{r: strings.NewReader(data), at: len(data) / 2, hook: proxy.kill}
+	in := &hookReader{r: strings.NewReader(data), at: len(data) / 2, hook: proxy.Cut}
 	rep, err := jobfile.Enqueue(t.Context(), in, viaProxy, jobfile.EnqueueOptions{Concurrency: 4})
 	var se *jobfile.StoppedError
 	if !errors.As(err, &se) {
@@ -349,70 +349,6 @@ func (h *hookReader) Read(p []byte) (int, error) {
 		h.once.Do(h.hook)
 	}
 	return n, err
-}
-
-// proxy forwards TCP connections to Redis until killed; after that it
-// refuses new ones, as a Redis that went away does.
-type proxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	conns  []net.Conn
-	killed bool
-	wg     sync.WaitGroup
-}
-
-func newProxy(t *testing.T, target string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln, target: target}
-	p.wg.Go(p.serve)
-	t.Cleanup(func() {
-		p.kill()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *proxy) addr() string { return p.ln.Addr().String() }
-
-func (p *proxy) serve() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		up, err := net.Dial("tcp", p.target)
-		if err != nil {
-			_ = c.Close()
-			continue
-		}
-		p.mu.Lock()
-		if p.killed {
-			p.mu.Unlock()
-			_ = c.Close()
-			_ = up.Close()
-			return
-		}
-		p.conns = append(p.conns, c, up)
-		p.mu.Unlock()
-		p.wg.Go(func() { _, _ = io.Copy(up, c); _ = up.Close() })
-		p.wg.Go(func() { _, _ = io.Copy(c, up); _ = c.Close() })
-	}
-}
-
-func (p *proxy) kill() {
-	_ = p.ln.Close()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.killed = true
-	for _, c := range p.conns {
-		_ = c.Close()
-	}
-	p.conns = nil
 }
 
 // BenchmarkEnqueue compares the goroutine pool with enqueuing one job at a

@@ -2,8 +2,6 @@ package ratelimit
 
 import (
 	"context"
-	"io"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -12,93 +10,15 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gatewayq/gatewayq/internal/redistest"
+	"github.com/gatewayq/gatewayq/internal/tcpproxy"
 )
-
-// cutProxy forwards TCP to a Redis until cut: then it drops every
-// connection and refuses new ones, until restored.
-type cutProxy struct {
-	ln     net.Listener
-	target string
-
-	mu    sync.Mutex
-	cut   bool
-	conns map[net.Conn]struct{}
-}
-
-func newCutProxy(t *testing.T, target string) *cutProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &cutProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go p.serve(c)
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		<-done
-		p.setCut(true)
-	})
-	return p
-}
-
-func (p *cutProxy) addr() string { return p.ln.Addr().String() }
-
-func (p *cutProxy) track(cs ...net.Conn) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cut {
-		return false
-	}
-	for _, c := range cs {
-		p.conns[c] = struct{}{}
-	}
-	return true
-}
-
-func (p *cutProxy) serve(c net.Conn) {
-	up, err := net.Dial("tcp", p.target)
-	if err != nil {
-		_ = c.Close()
-		return
-	}
-	if !p.track(c, up) {
-		_ = c.Close()
-		_ = up.Close()
-		return
-	}
-	go func() { _, _ = io.Copy(up, c); _ = up.Close() }()
-	_, _ = io.Copy(c, up)
-	_ = c.Close()
-}
-
-func (p *cutProxy) setCut(cut bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cut = cut
-	if cut {
-		for c := range p.conns {
-			_ = c.Close()
-		}
-		clear(p.conns)
-	}
-}
 
 func TestFleetDegradedMode(t *testing.T) {
 	t.Parallel()
 	r := redistest.New(t)
-	proxy := newCutProxy(t, r.Addr)
+	proxy := tcpproxy.New(t, r.Addr)
 	rdb := redis.NewClient(&redis.Options{
-		Addr: proxy.addr(), MaxRetries: -1,
+		Addr: proxy.Addr(), MaxRetries: -1,
 		DialTimeout: 200 * time.Millisecond, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond,
 	})
 	defer rdb.Close()
@@ -118,7 +38,7 @@ func TestFleetDegradedMode(t *testing.T) {
 		t.Fatal("degraded with Redis answering")
 	}
 
-	proxy.setCut(true)
+	proxy.Cut()
 	const dur = time.Second
 	var peak, cur int
 	var mu sync.Mutex
@@ -147,7 +67,7 @@ func TestFleetDegradedMode(t *testing.T) {
 	}
 	t.Logf("degraded: granted %d in %v, peak %d in flight", got, dur, peak)
 
-	proxy.setCut(false)
+	proxy.Restore()
 	deadline := time.Now().Add(3 * time.Second)
 	for f.Degraded() {
 		if time.Now().After(deadline) {
