@@ -23,32 +23,15 @@ import (
 
 	"github.com/gatewayq/gatewayq/gatewayclient"
 	"github.com/gatewayq/gatewayq/internal/redistest"
+	"github.com/gatewayq/gatewayq/internal/syncbuf"
 )
-
-// syncBuffer is a log sink shared by goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 type refreshSetup struct {
 	r     *redistest.Redis
 	fake  *fakeOAuth
 	store *Store
 	keys  Keyring
-	logs  *syncBuffer
+	logs  *syncbuf.Buffer
 	errs  *errSink
 }
 
@@ -71,7 +54,7 @@ func setupRefresh(t *testing.T) *refreshSetup {
 	t.Helper()
 	r := redistest.New(t)
 	keys := Keyring{Current: "k1", Keys: map[string][]byte{"k1": randomKey(t)}}
-	st := &refreshSetup{r: r, fake: newFakeOAuth(t), keys: keys, logs: &syncBuffer{}, errs: &errSink{}}
+	st := &refreshSetup{r: r, fake: newFakeOAuth(t), keys: keys, logs: &syncbuf.Buffer{}, errs: &errSink{}}
 	st.store = st.newStore(t, keys)
 	t.Cleanup(func() {
 		st.errs.mu.Lock()

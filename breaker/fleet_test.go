@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gatewayq/gatewayq/internal/redistest"
+	"github.com/gatewayq/gatewayq/internal/syncbuf"
 	"github.com/gatewayq/gatewayq/internal/tcpproxy"
 )
 
@@ -336,24 +337,6 @@ func TestAllowMakesNoRoundTripWhileClosedOrOpen(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log destination tests can read while the code writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // silentListener accepts connections and never answers: a Redis that hangs.
 func silentListener(t *testing.T) string {
 	t.Helper()
@@ -402,7 +385,7 @@ func TestRedisUnreachableFallsBackToLocal(t *testing.T) {
 			rdb := redis.NewClient(&redis.Options{Addr: tt.addr(t),
 				DialTimeout: 300 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond})
 			defer rdb.Close()
-			logs := &syncBuffer{}
+			logs := &syncbuf.Buffer{}
 			clk := newClock()
 			s := baseSettings()
 			s.HalfOpenProbes = 2

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -11,37 +10,18 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/gatewayq/gatewayq/internal/syncbuf"
 	"github.com/gatewayq/gatewayq/sandbox"
 )
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of run and
-// reads of the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestRun(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "pki")
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errOut syncBuffer
+	var out, errOut syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"--dir", dir, "--cloud-addr", "127.0.0.1:0", "--desktop-addr", "127.0.0.1:0",
@@ -83,7 +63,7 @@ func TestRunBadFlag(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var out, errOut syncBuffer
+			var out, errOut syncbuf.Buffer
 			args := append([]string{"--dir", t.TempDir(), "--cloud-addr", "127.0.0.1:0", "--desktop-addr", "127.0.0.1:0"}, tt.args...)
 			// Cancelled: should run accept the flags, it returns at once.
 			ctx, cancel := context.WithCancel(context.Background())
@@ -101,7 +81,7 @@ func TestRunOAuth(t *testing.T) {
 	t.Setenv(oauthSecretEnv, "env-secret-123")
 	dir := filepath.Join(t.TempDir(), "pki")
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errOut syncBuffer
+	var out, errOut syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"--dir", dir, "--cloud-addr", "127.0.0.1:0", "--desktop-addr", "127.0.0.1:0",
