@@ -88,7 +88,7 @@ func (b *Bench) fleetRate(ctx context.Context) (*FleetRate, error) {
 	r, p := b.opts.Rate, b.opts.Procs
 	n := int(r * 20)
 	if b.opts.Quick {
-		n = int(r * 4)
+		n = int(r * 3)
 	}
 	variants := []struct {
 		name  string
