@@ -17,7 +17,6 @@ import (
 	"github.com/gatewayq/gatewayq/config"
 	"github.com/gatewayq/gatewayq/demo"
 	"github.com/gatewayq/gatewayq/sandbox"
-	"github.com/gatewayq/gatewayq/tasks"
 	"github.com/gatewayq/gatewayq/worker"
 )
 
@@ -69,11 +68,7 @@ func TestWorkerBinarySIGTERM(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, sandbox.Options{Latency: 1500 * time.Millisecond}, demo.Options{})
 	jobs := s.returns(t, 3)
-	for _, j := range jobs {
-		if _, err := s.enq.Enqueue(context.Background(), j, tasks.QueueBulk); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s.enqueueAll(t, jobs)
 	cmd := exec.Command(buildWorker(t))
 	cmd.Env = s.workerEnv()
 	var logs bytes.Buffer

@@ -218,6 +218,16 @@ func (s *stack) returns(t *testing.T, n int) []*tasks.Job {
 	return b.Jobs
 }
 
+// enqueueAll puts jobs on the bulk queue, failing the test on any error.
+func (s *stack) enqueueAll(t *testing.T, jobs []*tasks.Job) {
+	t.Helper()
+	for _, j := range jobs {
+		if _, err := s.enq.Enqueue(context.Background(), j, tasks.QueueBulk); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func (s *stack) queue() string { return tasks.QueueName(s.r.Prefix, tasks.QueueBulk) }
 
 // waitFor polls the queue until cond holds or the deadline passes.
@@ -275,11 +285,7 @@ func TestGracefulStopFinishesCallsInFlight(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, sandbox.Options{Latency: 1500 * time.Millisecond}, demo.Options{})
 	jobs := s.returns(t, 4)
-	for _, j := range jobs {
-		if _, err := s.enq.Enqueue(context.Background(), j, tasks.QueueBulk); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s.enqueueAll(t, jobs)
 	stop := s.runWorker(t)
 	s.waitFor(t, 30*time.Second, "jobs active", func(qi *asynq.QueueInfo) bool { return qi.Active == len(jobs) })
 	stop() // returns only once the jobs in flight have finished
@@ -299,11 +305,7 @@ func TestThrottlingKeepsRetryBudget(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, sandbox.Options{ThrottleRPS: 10, ThrottleBurst: 2}, demo.Options{RateRPS: 1000})
 	jobs := s.returns(t, 24)
-	for _, j := range jobs {
-		if _, err := s.enq.Enqueue(context.Background(), j, tasks.QueueBulk); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s.enqueueAll(t, jobs)
 	s.runWorker(t)
 	s.waitFor(t, 2*time.Minute, "all filed despite throttling", func(qi *asynq.QueueInfo) bool { return qi.Completed == len(jobs) })
 	st := s.sb.Stats()

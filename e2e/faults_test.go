@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"testing"
 	"time"
@@ -66,11 +65,7 @@ func TestHungAndResetFilesAreNeverResent(t *testing.T) {
 			s.cfg.Worker.ShutdownTimeout = 30 * time.Second
 			s.cfg.Breaker.OpenFor = time.Second
 			jobs := s.returns(t, 3)
-			for _, j := range jobs {
-				if _, err := s.enq.Enqueue(context.Background(), j, tasks.QueueBulk); err != nil {
-					t.Fatal(err)
-				}
-			}
+			s.enqueueAll(t, jobs)
 			s.runWorker(t)
 			waitSandbox(t, s, 30*time.Second, "every File to fail", func(st sandbox.Stats) bool { return st.Calls["returns/File"] >= int64(len(jobs)) })
 			if err := s.sb.SetFaults(sandbox.Faults{}); err != nil {
@@ -131,11 +126,7 @@ func TestOutageOpensTheFleetBreaker(t *testing.T) {
 	s.cfg.Limits.Mode = config.LimitFleet
 	jobs := s.returns(t, 60)
 	s.sb.SetOutage(503, 3*time.Second)
-	for _, j := range jobs {
-		if _, err := s.enq.Enqueue(context.Background(), j, tasks.QueueBulk); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s.enqueueAll(t, jobs)
 	s.runWorker(t)
 	s.runWorker(t)
 	qi := s.waitFor(t, 90*time.Second, "all filed after the outage", func(qi *asynq.QueueInfo) bool { return qi.Completed+qi.Archived == len(jobs) })

@@ -84,11 +84,7 @@ func TestLostResponsesAreReconciledNeverResent(t *testing.T) {
 			// keeps the test quick.
 			s.cfg.Breaker.OpenFor = time.Second
 			jobs := s.returns(t, 30)
-			for _, j := range jobs {
-				if _, err := s.enq.Enqueue(context.Background(), j, tasks.QueueBulk); err != nil {
-					t.Fatal(err)
-				}
-			}
+			s.enqueueAll(t, jobs)
 			s.runWorker(t)
 			qi := s.waitFor(t, 2*time.Minute, "all filed", func(qi *asynq.QueueInfo) bool { return qi.Completed+qi.Archived == len(jobs) })
 			if qi.Archived != 0 {

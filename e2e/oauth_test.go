@@ -13,7 +13,6 @@ import (
 	"github.com/gatewayq/gatewayq/demo"
 	"github.com/gatewayq/gatewayq/gatewayclient"
 	"github.com/gatewayq/gatewayq/sandbox"
-	"github.com/gatewayq/gatewayq/tasks"
 	"github.com/gatewayq/gatewayq/worker"
 )
 
@@ -72,11 +71,7 @@ func TestExpiredTokenRefreshedOnceFleetWide(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, j := range b.Jobs {
-		if _, err := s.enq.Enqueue(context.Background(), j, tasks.QueueBulk); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s.enqueueAll(t, b.Jobs)
 	s.runWorker(t)
 	s.runWorker(t)
 	qi := s.waitFor(t, time.Minute, "all filed", func(qi *asynq.QueueInfo) bool { return qi.Completed+qi.Archived == len(b.Jobs) })
@@ -117,11 +112,7 @@ func TestRevokedConsentParksForReconsent(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _, _ := demo.Generate(demo.GenerateOptions{Returns: 6, TokenSets: []string{"ts-bob"}, Seed: 4, BatchID: "revoked"})
-	for _, j := range b.Jobs {
-		if _, err := s.enq.Enqueue(context.Background(), j, tasks.QueueBulk); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s.enqueueAll(t, b.Jobs)
 	s.runWorker(t)
 	s.waitFor(t, time.Minute, "all parked", func(qi *asynq.QueueInfo) bool { return qi.Archived == len(b.Jobs) })
 	for _, o := range archivedOutcomes(t, s) {
