@@ -474,3 +474,45 @@ func (t TokenSet) Renew(g TokenSet) TokenSet {
 	}
 	return t
 }
+
+// ConsentAs runs the whole authorization-code flow with PKCE as user,
+// without a browser, through the gatewayq sandbox's login_hint extension
+// (IR has no such thing: there a person logs in to myIR). It is for the
+// sandbox only: the demo, the benchmark and tests; `enqueue auth login
+// --login-hint` uses it too.
+func (c *OAuthClient) ConsentAs(ctx context.Context, user, redirectURI string) (TokenSet, error) {
+	verifier, challenge := c.NewPKCE()
+	var st [16]byte
+	_, _ = rand.Read(st[:])
+	state := base64.RawURLEncoding.EncodeToString(st[:])
+	u := c.AuthCodeURL(state, challenge, redirectURI) + "&login_hint=" + url.QueryEscape(user)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return TokenSet{}, err
+	}
+	hc := c.HTTPClient
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	// The redirect is read, not followed: its target is the DSP's callback.
+	noFollow := *hc
+	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := noFollow.Do(req)
+	if err != nil {
+		return TokenSet{}, fmt.Errorf("authorize: %w", err)
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	_ = resp.Body.Close()
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || resp.StatusCode != http.StatusFound {
+		return TokenSet{}, fmt.Errorf("authorize answered HTTP %d without a redirect (is this the sandbox?)", resp.StatusCode)
+	}
+	q := loc.Query()
+	if e := q.Get("error"); e != "" {
+		return TokenSet{}, fmt.Errorf("consent refused: %s %s", e, q.Get("error_description"))
+	}
+	if q.Get("state") != state || q.Get("code") == "" {
+		return TokenSet{}, errors.New("the redirect carries no code for this login")
+	}
+	return c.Exchange(ctx, q.Get("code"), verifier, redirectURI)
+}

@@ -397,6 +397,16 @@ func TestFreshDeadSets(t *testing.T) {
 				if !errors.Is(err, ErrNeedsConsent) {
 					t.Errorf("ForceAfter on a dead set: %v", err)
 				}
+				// The handler tells credentials that handed out no token
+				// (the set was dead) about IR's refusal too: the answer
+				// must park the job for re-consent, not retry it forever.
+				creds := other.Credentials("revoked")
+				_, _ = creds.AuthorizationHeader(ctx)
+				err = creds.(interface{ Rejected(context.Context) error }).Rejected(ctx)
+				st.errs.add(err)
+				if !errors.As(err, &ge) || ge.Class != gatewayclient.ClassAuth {
+					t.Errorf("Rejected after no token was handed out: %v, want ClassAuth", err)
+				}
 			}()
 		}
 		wg.Wait()

@@ -475,7 +475,12 @@ func (b *bearerCredentials) Rejected(ctx context.Context) error {
 	last := b.last
 	b.mu.Unlock()
 	if last == "" {
-		return fmt.Errorf("auth: token set %q: Rejected before any AuthorizationHeader", b.id)
+		// No token went out: the failure was in getting one (a dead or
+		// missing set), and there is nothing to refresh. Say what getting
+		// one says now: the same failure, classified, or nil when the set
+		// has meanwhile become usable.
+		_, err := b.AuthorizationHeader(ctx)
+		return err
 	}
 	fetched := b.store.now()
 	b.store.forget(b.id)

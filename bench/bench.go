@@ -43,10 +43,11 @@ const (
 	ScenarioAdapt     = "adapt"
 	ScenarioOutage    = "outage"
 	ScenarioOverhead  = "overhead"
+	ScenarioChaos     = "chaos"
 )
 
 // Scenarios lists every scenario in the order they run.
-var Scenarios = []string{ScenarioFleetRate, ScenarioAdapt, ScenarioOutage, ScenarioOverhead}
+var Scenarios = []string{ScenarioFleetRate, ScenarioAdapt, ScenarioOutage, ScenarioOverhead, ScenarioChaos}
 
 // Options shape a benchmark run.
 type Options struct {
@@ -71,6 +72,8 @@ type Options struct {
 	Self string
 	// Progress receives a line per step; nil for none.
 	Progress io.Writer
+
+	chaos *ChaosShape // the integration test's smaller chaos run
 }
 
 // Bench runs scenarios.
@@ -90,6 +93,7 @@ type Report struct {
 	Adapt     *Adapt     `json:"adapt,omitempty"`
 	Outage    *Outage    `json:"outage,omitempty"`
 	Overhead  *Overhead  `json:"overhead,omitempty"`
+	Chaos     *Chaos     `json:"chaos,omitempty"`
 	Seconds   float64    `json:"seconds"`
 }
 
@@ -170,6 +174,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			rep.Outage, err = b.outage(ctx)
 		case ScenarioOverhead:
 			rep.Overhead, err = b.overhead(ctx)
+		case ScenarioChaos:
+			rep.Chaos, err = b.chaos(ctx)
+			if err == nil {
+				err = rep.Chaos.Failed()
+			}
 		}
 		if err != nil {
 			return rep, fmt.Errorf("%s: %w", sc, err)

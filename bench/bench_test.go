@@ -89,3 +89,38 @@ func TestQuickOverhead(t *testing.T) {
 	}
 	t.Logf("ours %.0f jobs/s, bare %.0f jobs/s, ratio %.2f (a shared Redis: commands a job not meaningful here)", o.OursJobsPerS, o.BareJobsPerS, o.Ratio)
 }
+
+// TestChaos is the chaos scenario, smaller: a batch filed by worker
+// processes killed with SIGKILL every two seconds, through lost and hung
+// responses and every access token expiring twice, ends with every return
+// filed exactly once, nothing lost, no refresh token presented twice, and
+// only the parked jobs that ought to be.
+func TestChaos(t *testing.T) {
+	t.Parallel()
+	self := filepath.Join(t.TempDir(), "bench")
+	if out, err := exec.Command("go", "build", "-o", self, "../cmd/bench").CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/bench: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	shape := ChaosShape{Returns: 240, TokenSets: 6, KillEvery: 2 * time.Second, KillFor: 10 * time.Second, Expiries: []float64{0.3, 0.6}, Timeout: 3 * time.Minute}
+	rep, err := Run(ctx, Options{RedisAddr: redistest.New(t).Addr, Procs: 3, Scenarios: []string{ScenarioChaos}, Self: self, chaos: &shape, Progress: t.Output()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := rep.Chaos
+	t.Logf("%+v", *c)
+	// The faults happened: otherwise the run proves nothing.
+	if c.Kills == 0 || c.LostResponses+c.HungAfterCommit == 0 || c.TokenExpiries != 2 || c.AuthRefusals == 0 || c.Refreshes == 0 {
+		t.Fatalf("faults missing: %d kills, %d lost + %d hung responses, %d expiries, %d refusals, %d refreshes", c.Kills, c.LostResponses, c.HungAfterCommit, c.TokenExpiries, c.AuthRefusals, c.Refreshes)
+	}
+	if c.Reconciled == 0 {
+		t.Fatal("no filing was learned by reconciliation, though responses were lost")
+	}
+	if c.ParkedByClass["permission"] == 0 || c.ParkedByClass["invalid"] == 0 {
+		t.Fatalf("parked %v: want refused delegations and bad periods among them", c.ParkedByClass)
+	}
+	if c.FiledOnce+c.Parked != c.Jobs {
+		t.Fatalf("%d filed once + %d parked != %d jobs", c.FiledOnce, c.Parked, c.Jobs)
+	}
+}

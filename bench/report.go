@@ -43,6 +43,15 @@ func (r *Report) Print(w io.Writer) {
 		fmt.Fprintf(tw, "  gatewayq whole path\t%.0f jobs/s\t%.1f Redis cmds/job\t\t\n", o.OursJobsPerS, o.RedisCommandsPerJob)
 		fmt.Fprintf(tw, "  bare asynq + same HTTPS call\t%.0f jobs/s\t%.1f Redis cmds/job\t\t\n", o.BareJobsPerS, o.BareRedisCmdsPerJob)
 		fmt.Fprintf(tw, "  ratio\t%.3f\t\t\t\n", o.Ratio)
+		fmt.Fprintln(tw, "\t\t\t\t")
+	}
+	if c := r.Chaos; c != nil {
+		fmt.Fprintf(tw, "chaos\t%d returns, %d token sets, %.0fs\t\t\t\n", c.Jobs, c.TokenSets, c.Seconds)
+		fmt.Fprintf(tw, "  faults\t%d lost responses, %d hung after commit, %d SIGKILLs, %d token expiries (%d refusals)\t\t\t\n", c.LostResponses, c.HungAfterCommit, c.Kills, c.TokenExpiries, c.AuthRefusals)
+		fmt.Fprintf(tw, "  filed exactly once\t%d (%d learned by reconciliation)\t\t\t\n", c.FiledOnce, c.Reconciled)
+		fmt.Fprintf(tw, "  filed twice / lost\t%d / %d\t\t\t\n", c.DuplicateFilings, c.Lost)
+		fmt.Fprintf(tw, "  refreshes / reused refresh tokens\t%d / %d\t\t\t\n", c.Refreshes, c.RefreshReuse)
+		fmt.Fprintf(tw, "  parked (wrong reason)\t%d (%d) %v\t\t\t\n", c.Parked, c.ParkedWrong, c.ParkedByClass)
 	}
 	_ = tw.Flush()
 }

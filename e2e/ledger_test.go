@@ -126,12 +126,16 @@ func TestWorkerKilledMidSendIsReconciled(t *testing.T) {
 	jobs := s.returns(t, 2)
 	arrived, lost := jobs[0], jobs[1]
 	l := ledger.New(s.r.Client, s.cfg.Redis.KeyPrefix)
+	// The dead worker marked them sending longer ago than a call may
+	// last: a more recent mark could belong to a call still in flight,
+	// which reconciliation waits out.
+	dead := ledger.New(s.r.Client, s.cfg.Redis.KeyPrefix, ledger.WithClock(func() time.Time { return time.Now().Add(-2 * time.Minute) }))
 	ctx := context.Background()
 	for _, j := range jobs {
 		if err := j.Normalize(); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := l.BeginSend(ctx, tasks.LedgerKey(j), j.ID(), tasks.BodyHash(j)); err != nil {
+		if _, err := dead.BeginSend(ctx, tasks.LedgerKey(j), j.ID(), tasks.BodyHash(j)); err != nil {
 			t.Fatal(err)
 		}
 	}

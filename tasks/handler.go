@@ -224,6 +224,12 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 			}
 			reconciled = true
 			if done, err := h.checkLedger(ctx, log, t, j, creds, lj, budget); done {
+				var parked *ParkedError
+				if errors.As(err, &parked) {
+					// Parked by reconciliation: the operator's morning
+					// starts from this outcome, as for any parked job.
+					h.writeOutcome(log, t, j, nil, parked.Err, 0, parked.Class, parked.Reason)
+				}
 				return err
 			}
 			// Reconciled as not filed (or settled meanwhile): send it now.

@@ -257,17 +257,21 @@ func (h *Handler) checkLedger(ctx context.Context, log *slog.Logger, t *asynq.Ta
 		h.completeFiled(log, t, j, e, "filed (ledger): IR accepted this return earlier")
 		return true, nil
 	case ledger.StateSending:
-		if e.TaskID != lj.taskID {
-			// Another job for the same return marked it sending; asynq
-			// never runs one task twice at once, but two jobs may carry
-			// one return. Until its call has had time to end, it may be
-			// in flight: asking IR now could miss it.
-			if wait := e.SendingAt.Add(budget.TaskTimeout()).Sub(h.now()); wait > 0 {
-				return true, &SnoozeError{Delay: wait, Reason: fmt.Sprintf("task %s is sending this return", e.TaskID)}
+		// An attempt marked it sending and never said how it ended: its
+		// worker died mid-send, or is alive and still calling. Another job
+		// may carry the same return; and this very task may be running
+		// twice, when the reaper put back the job of a worker it took for
+		// dead (asynq's own recovery, a minute on, has the same risk).
+		// Until that attempt's call has had time to end, it may be in
+		// flight, and asking IR now could miss it and send the return
+		// again: wait for the call's budget to pass, then reconcile.
+		if wait := e.SendingAt.Add(budget.TaskTimeout()).Sub(h.now()); wait > 0 {
+			who := "task " + e.TaskID
+			if e.TaskID == lj.taskID {
+				who = "an earlier attempt of this task"
 			}
+			return true, &SnoozeError{Delay: wait, Reason: fmt.Sprintf("%s is or was sending this return; reconciling once its call must have ended", who)}
 		}
-		// This task's own earlier attempt marked it: that attempt is over
-		// (its worker died mid-send), so its outcome is unknown.
 		return h.reconcile(ctx, log, t, j, creds, lj, e, budget)
 	case ledger.StateUncertain:
 		return h.reconcile(ctx, log, t, j, creds, lj, e, budget)
@@ -304,7 +308,7 @@ func (h *Handler) reconcile(ctx context.Context, log *slog.Logger, t *asynq.Task
 	if err != nil {
 		return true, &ParkedError{Class: gatewayclient.ClassUncertain, Reason: "the File's outcome is unknown and no RetrieveStatus request can be built from its payload: reconcile by hand", Err: err}
 	}
-	res, callErr, _, stop := h.call(ctx, log, j.Endpoint, gatewayclient.Request{Endpoint: j.Endpoint, Service: j.Service, Operation: "RetrieveStatus", Payload: status, Credentials: creds}, budget, nil)
+	res, callErr, stop := h.lookUp(ctx, log, j, creds, "RetrieveStatus", status, budget)
 	if stop != nil {
 		return true, stop
 	}
@@ -322,7 +326,7 @@ func (h *Handler) reconcile(ctx context.Context, log *slog.Logger, t *asynq.Task
 	if err != nil {
 		return true, &ParkedError{Class: gatewayclient.ClassUncertain, Reason: "the File's outcome is unknown and no RetrieveReturn request can be built from its payload: reconcile by hand", Err: err}
 	}
-	res, callErr, _, stop = h.call(ctx, log, j.Endpoint, gatewayclient.Request{Endpoint: j.Endpoint, Service: j.Service, Operation: "RetrieveReturn", Payload: retrieve, Credentials: creds}, budget, nil)
+	res, callErr, stop = h.lookUp(ctx, log, j, creds, "RetrieveReturn", retrieve, budget)
 	if stop != nil {
 		return true, stop
 	}
@@ -363,6 +367,29 @@ func (h *Handler) reconcile(ctx context.Context, log *slog.Logger, t *asynq.Task
 	}
 	h.completeFiled(log, t, j, e, "filed (reconciled): IR holds this return as sent")
 	return true, nil
+}
+
+// lookUp makes one of reconciliation's calls. IR refusing the access
+// token (it expired mid-batch) gets the token set refreshed, fleet-wide
+// and once, and the call made once more, as for the File itself: the
+// look-up must not park a job its user still consents to.
+func (h *Handler) lookUp(ctx context.Context, log *slog.Logger, j *Job, creds gatewayclient.Credentials, op string, payload []byte, budget Budget) (res *gatewayclient.Result, callErr, stop error) {
+	for attempt := 0; ; attempt++ {
+		res, callErr, _, stop = h.call(ctx, log, j.Endpoint, gatewayclient.Request{Endpoint: j.Endpoint, Service: j.Service, Operation: op, Payload: payload, Credentials: creds}, budget, nil)
+		if stop != nil || attempt > 0 || gatewayclient.ClassOf(callErr) != gatewayclient.ClassAuth || j.Auth.Mode != gatewayclient.AuthOAuth {
+			return res, callErr, stop
+		}
+		r, ok := creds.(tokenRejecter)
+		if !ok {
+			return res, callErr, nil
+		}
+		if err := r.Rejected(ctx); err != nil {
+			// A dead set parks the job for re-consent (reconcileFailed);
+			// a refresh that failed for now is retried later.
+			return res, classifyCredentialError(err), nil
+		}
+		log.Info("IR refused the access token during reconciliation; the token set was refreshed, asking again", "op", op)
+	}
 }
 
 // reopen puts the entry back to queued so the File can be sent now.

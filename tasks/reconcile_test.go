@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -120,8 +121,10 @@ func TestReconcileDecisions(t *testing.T) {
 	tests := []struct {
 		name      string
 		job       func(testing.TB) *Job
-		entry     ledger.State // before the run; "" none
-		otherTask bool         // the entry was marked by another task, just now
+		entry     ledger.State  // before the run; "" none
+		otherTask bool          // the entry was marked by another task
+		sentAgo   time.Duration // how long ago the entry was marked sending
+		refresh   *refreshing   // OAuth credentials that refresh when IR refuses them
 		answers   func(t testing.TB) script
 		wantErr   string // "" success; "parked:<class>", "reconcile", "retry", "snooze"
 		wantState ledger.State
@@ -150,7 +153,18 @@ func TestReconcileDecisions(t *testing.T) {
 			wantState: ledger.StateFiled, wantSub: "1108852352", wantCalls: map[string]int{"RetrieveStatus": 1, OpFile: 1},
 		},
 		{
-			name: "a worker that died mid-send: the task's own sending entry is reconciled", job: gstJob, entry: ledger.StateSending,
+			name: "a worker that died mid-send: the task's own sending entry is reconciled once its call must have ended", job: gstJob, entry: ledger.StateSending, sentAgo: time.Minute,
+			answers: func(t testing.TB) script {
+				return script{"RetrieveStatus": {answer(t, "RetrieveStatus", irSample(t, gstStatus))}, "RetrieveReturn": {answer(t, "RetrieveReturn", irSample(t, gstReturn))}}
+			},
+			wantState: ledger.StateFiled, wantSub: "235067864", wantCalls: map[string]int{"RetrieveStatus": 1, "RetrieveReturn": 1},
+		},
+		{
+			name: "this task's own attempt sent it just now (its worker taken for dead, maybe still calling): wait, ask nothing", job: gstJob, entry: ledger.StateSending,
+			answers: func(testing.TB) script { return script{} }, wantErr: "snooze", wantState: ledger.StateSending, wantCalls: map[string]int{},
+		},
+		{
+			name: "another job sending the same return long ago: reconciled", job: gstJob, entry: ledger.StateSending, otherTask: true, sentAgo: time.Minute,
 			answers: func(t testing.TB) script {
 				return script{"RetrieveStatus": {answer(t, "RetrieveStatus", irSample(t, gstStatus))}, "RetrieveReturn": {answer(t, "RetrieveReturn", irSample(t, gstReturn))}}
 			},
@@ -221,6 +235,21 @@ func TestReconcileDecisions(t *testing.T) {
 			wantErr: "parked:invalid", wantState: ledger.StateRejected, wantCalls: map[string]int{OpFile: 1},
 		},
 		{
+			name: "access token expired during reconciliation: refreshed once, asked again, filed", job: gstJob, entry: ledger.StateUncertain, refresh: &refreshing{},
+			answers: func(t testing.TB) script {
+				return script{"RetrieveStatus": {failure(gatewayclient.ClassAuth, "RetrieveStatus", true), answer(t, "RetrieveStatus", irSample(t, gstStatus))}, "RetrieveReturn": {answer(t, "RetrieveReturn", irSample(t, gstReturn))}}
+			},
+			wantState: ledger.StateFiled, wantSub: "235067864", wantCalls: map[string]int{"RetrieveStatus": 2, "RetrieveReturn": 1},
+		},
+		{
+			name: "consent withdrawn during reconciliation: parked for re-consent, never re-sent", job: gstJob, entry: ledger.StateUncertain,
+			refresh: &refreshing{err: &gatewayclient.Error{Class: gatewayclient.ClassAuth, Message: "needs re-consent: token set \"u\""}},
+			answers: func(testing.TB) script {
+				return script{"RetrieveStatus": {failure(gatewayclient.ClassAuth, "RetrieveStatus", true)}}
+			},
+			wantErr: "parked:auth", wantState: ledger.StateUncertain, wantCalls: map[string]int{"RetrieveStatus": 1},
+		},
+		{
 			name: "already filed in the ledger: done without a call", job: gstJob, entry: ledger.StateFiled,
 			answers: func(testing.TB) script { return script{} }, wantState: ledger.StateFiled, wantCalls: map[string]int{},
 		},
@@ -238,9 +267,10 @@ func TestReconcileDecisions(t *testing.T) {
 			if tt.otherTask {
 				sender = "another-task"
 			}
+			marker := ledger.New(r.Client, r.Prefix, ledger.WithClock(func() time.Time { return time.Now().Add(-tt.sentAgo) }))
 			switch tt.entry {
 			case ledger.StateSending, ledger.StateUncertain, ledger.StateFiled:
-				if _, err := l.BeginSend(ctx, key, sender, BodyHash(j)); err != nil {
+				if _, err := marker.BeginSend(ctx, key, sender, BodyHash(j)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -251,7 +281,11 @@ func TestReconcileDecisions(t *testing.T) {
 				_, _ = l.Filed(ctx, key, sender, ledger.Filing{GatewayID: "G", SubmissionKey: "S"})
 			}
 			c := &scripted{answers: tt.answers(t), calls: map[string]int{}}
-			h := &Handler{Client: c, Credentials: fakeCreds{}, Ledger: l, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Budget: Budget{Call: time.Second}}
+			var creds CredentialSource = fakeCreds{}
+			if tt.refresh != nil {
+				creds = tt.refresh
+			}
+			h := &Handler{Client: c, Credentials: creds, Ledger: l, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Budget: Budget{Call: time.Second}}
 			err := h.ProcessTask(ctx, tk)
 			checkErr(t, err, tt.wantErr)
 			e, gerr := l.Get(ctx, key)
@@ -260,6 +294,9 @@ func TestReconcileDecisions(t *testing.T) {
 			}
 			if e.State != tt.wantState || (tt.wantSub != "" && e.SubmissionKey != tt.wantSub) {
 				t.Fatalf("ledger %s (submission key %q), want %s (%q); %+v", e.State, e.SubmissionKey, tt.wantState, tt.wantSub, e)
+			}
+			if tt.refresh != nil && tt.refresh.rejected.Load() != 1 {
+				t.Errorf("Rejected called %d times, want once", tt.refresh.rejected.Load())
 			}
 			for op, n := range tt.wantCalls {
 				if c.calls[op] != n {
@@ -273,6 +310,22 @@ func TestReconcileDecisions(t *testing.T) {
 			}
 		})
 	}
+}
+
+// refreshing is a token set's credentials: Rejected refreshes it (or
+// fails with err).
+type refreshing struct {
+	err      error
+	rejected atomic.Int32
+}
+
+func (r *refreshing) For(context.Context, Auth) (gatewayclient.Credentials, error) { return r, nil }
+
+func (r *refreshing) AuthorizationHeader(context.Context) (string, error) { return "Bearer t", nil }
+
+func (r *refreshing) Rejected(context.Context) error {
+	r.rejected.Add(1)
+	return r.err
 }
 
 func checkErr(t *testing.T, err error, want string) {

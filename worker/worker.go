@@ -28,6 +28,7 @@ import (
 	"github.com/gatewayq/gatewayq/gatewayclient"
 	"github.com/gatewayq/gatewayq/ledger"
 	"github.com/gatewayq/gatewayq/ratelimit"
+	"github.com/gatewayq/gatewayq/reaper"
 	"github.com/gatewayq/gatewayq/tasks"
 )
 
@@ -47,6 +48,7 @@ type Worker struct {
 	mux     *asynq.ServeMux
 	health  *http.Server
 	breaker *breaker.Fleet
+	reaper  *reaper.Reaper // gives dead workers' jobs back within seconds
 
 	mu       sync.Mutex
 	listener net.Listener // set once Run has bound worker.health_addr
@@ -291,8 +293,14 @@ func New(opts Options) (*Worker, error) {
 	})
 	mux := asynq.NewServeMux()
 	mux.Handle(tasks.TypeGatewayCall, h)
+	qnames := make([]string, 0, len(queues))
+	for q := range queues {
+		qnames = append(qnames, q)
+	}
+	rp := reaper.New(rdb, asynq.NewInspectorFromRedisClient(rdb), reaper.Options{Queues: qnames, KeyPrefix: cfg.Redis.KeyPrefix,
+		Logger: log.With("component", "reaper"), Registerer: reg})
 
-	w := &Worker{cfg: cfg, log: log, rdb: rdb, client: client, srv: srv, mux: mux, breaker: br}
+	w := &Worker{cfg: cfg, log: log, rdb: rdb, client: client, srv: srv, mux: mux, breaker: br, reaper: rp}
 	hm := http.NewServeMux()
 	hm.HandleFunc("GET /healthz", w.healthz)
 	hm.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -332,6 +340,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		_ = w.breaker.Close()
 		return fmt.Errorf("start asynq server: %w", err)
 	}
+	rctx, stopReaper := context.WithCancel(ctx)
+	defer stopReaper()
+	go w.reaper.Run(rctx)
 	w.log.Info("worker running", "concurrency", w.cfg.Worker.Concurrency, "queues", w.cfg.Worker.Queues.String(), "health", w.HealthAddr())
 	<-ctx.Done()
 	w.log.Info("worker stopping: waiting for jobs in flight", "timeout", w.cfg.Worker.ShutdownTimeout)
