@@ -385,6 +385,7 @@ func (s *Store) runLocked(ctx context.Context, id, raw string, ts TokenSet, lk l
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.policy.LockTTL)
 		defer cancel()
 		next, err := s.refreshLocked(dctx, id, raw, ts, lk)
+		s.metrics.refreshed(err)
 		done <- result{next, err}
 	}()
 	select {

@@ -147,9 +147,10 @@ type Store struct {
 	now    func() time.Time
 
 	// Refreshing (refresh.go); set before use.
-	oauth  *OAuthClient
-	policy RefreshPolicy
-	log    *slog.Logger
+	oauth   *OAuthClient
+	policy  RefreshPolicy
+	log     *slog.Logger
+	metrics *Metrics
 
 	cacheTTL time.Duration
 	cacheMu  sync.Mutex

@@ -1,8 +1,8 @@
 // Package bench is gatewayq's benchmark: the sandbox with a throttle of R
 // requests/s per client certificate and a realistic latency, a Redis, and P
-// real worker OS processes, running four scenarios side by side in one run
-// so that every figure is a ratio measured on the same machine at the same
-// time:
+// real worker OS processes, running five scenarios side by side in one run
+// so that every figure is a ratio or a count measured on the same machine
+// at the same time:
 //
 //   - fleet-rate: ours against a naive per-process x/time/rate at R and a
 //     static per-process R/P: achieved rate over R, 429s, job latency.
@@ -14,6 +14,11 @@
 //   - overhead: an unlimited, instant sandbox: jobs/s through our whole path
 //     against a bare asynq handler making the same HTTPS call, and Redis
 //     commands per job.
+//   - chaos: a batch of returns across many OAuth token sets, through lost
+//     and hung responses after IR committed them, every access token
+//     expiring mid-batch and worker processes SIGKILLed every few seconds:
+//     returns filed once, twice (must be 0), lost (must be 0), refresh
+//     tokens presented twice (must be 0), parked jobs and their reasons.
 //
 // cmd/bench runs it; worker processes are that same executable re-run with
 // --child.
@@ -51,8 +56,8 @@ var Scenarios = []string{ScenarioFleetRate, ScenarioAdapt, ScenarioOutage, Scena
 
 // Options shape a benchmark run.
 type Options struct {
-	// Quick shortens every scenario so the whole run takes under a minute
-	// on a 2-core machine.
+	// Quick shortens every scenario to under a minute each on a 2-core
+	// machine (the whole run about two minutes).
 	Quick bool
 	// RedisAddr is the Redis to use; "" starts a private redis-server on a
 	// free port (so Redis command counts are ours alone).

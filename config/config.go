@@ -40,6 +40,13 @@ type Config struct {
 	Breaker   Breaker   `yaml:"breaker"`
 	Worker    Worker    `yaml:"worker"`
 	Log       Log       `yaml:"log"`
+	// Monitoring is the operators' web UI on the worker's health listener.
+	Monitoring Monitoring `yaml:"monitoring"`
+	// Schedule is the batches the workers enqueue on a cron schedule
+	// (config/schedule.go).
+	Schedule Schedule `yaml:"schedule"`
+	// Ingest is the HTTP ingest API for event triggers (config/ingest.go).
+	Ingest Ingest `yaml:"ingest"`
 }
 
 // Redis is the Redis that holds the queues (asynq) and gatewayq's shared
@@ -320,10 +327,49 @@ type Worker struct {
 	// ResultRetention is how long finished jobs and their results are
 	// kept for reports and re-drives, > 0. Default 168h (7 days).
 	ResultRetention time.Duration `yaml:"result_retention"`
+	// ReportRetention is how long the failure index (every archived job,
+	// with its payload, for re-drives), batch membership (for `enqueue
+	// batch status` and the morning report) and the re-drive audit are
+	// kept, > 0. Unlike asynq's archive, the failure index holds no
+	// 10,000-task cap. Default 720h (30 days).
+	ReportRetention time.Duration `yaml:"report_retention"`
 	// HealthAddr is the host:port of the health and metrics listener.
 	// Required. Default ":8080".
 	HealthAddr string `yaml:"health_addr"`
 }
+
+// Monitoring is the operators' web UI (asynqmon: queues, tasks, failures)
+// that a worker serves under /monitoring on worker.health_addr, behind HTTP
+// Basic authentication. Basic sends the password with every request: put
+// the listener on a private network or behind a TLS-terminating proxy.
+type Monitoring struct {
+	// Enabled mounts the UI. Zero value false: not served. Default false.
+	Enabled bool `yaml:"enabled"`
+	// Username is the HTTP Basic user name: required when enabled, no ":"
+	// or control characters. Default "admin".
+	Username string `yaml:"username"`
+	// Password is the HTTP Basic password, at least 12 characters: required
+	// when enabled (by it or PasswordFile). Set it from
+	// GATEWAYQ_MONITORING_PASSWORD or PasswordFile, not in a file that is
+	// checked in. Setting both it and PasswordFile is an error. Default "".
+	Password string `yaml:"password" secret:"true"`
+	// PasswordFile is a file holding Password (surrounding white space
+	// trimmed); owner-only permissions (chmod 600). Load reads it into
+	// Password. Default "".
+	PasswordFile string `yaml:"password_file"`
+	// ReadOnly lets operators look but not act: asynqmon hides its buttons
+	// and gatewayq refuses every request but GET and HEAD. Set it to false
+	// to allow deleting, running and archiving tasks and pausing queues
+	// from the UI. Default true.
+	ReadOnly bool `yaml:"read_only"`
+
+	passwordFrom string // PasswordFile, once LoadSecrets has read it
+}
+
+// MinMonitoringPassword is the shortest monitoring.password Validate
+// accepts: the UI can show every job's payload, and with read_only off,
+// delete jobs.
+const MinMonitoringPassword = 12
 
 // Log configures the binaries' slog handler.
 type Log struct {

@@ -16,8 +16,9 @@ import (
 // built-in defaults, the profile's defaults, the YAML file at path (none
 // when path is ""), and the GATEWAYQ_* variables in environ (normally
 // os.Environ()). The profile is the file's "profile" key, overridden by
-// GATEWAYQ_PROFILE. It then reads oauth.client_secret_file and
-// tokens.encryption_key_file, after checking their permissions.
+// GATEWAYQ_PROFILE. It then reads oauth.client_secret_file,
+// tokens.encryption_key_file and monitoring.password_file, after checking
+// their permissions.
 //
 // Load reports every problem it finds at once, joined: unknown YAML keys
 // and GATEWAYQ_* variables (typos must not pass silently), values of the
@@ -232,10 +233,12 @@ func kindName(n *yaml.Node) string {
 	return "something else"
 }
 
-// LoadSecrets reads oauth.client_secret_file into oauth.client_secret and
-// tokens.encryption_key_file into tokens.encryption_key (white space
-// trimmed), refusing files that group or others can read. Setting a secret
-// both directly and by file is an error. Load calls it; call it yourself
+// LoadSecrets reads oauth.client_secret_file into oauth.client_secret,
+// tokens.encryption_key_file into tokens.encryption_key,
+// monitoring.password_file into monitoring.password and
+// ingest.api_keys_file into ingest.api_keys (white space trimmed),
+// refusing files that group or others can read. Setting a secret both
+// directly and by file is an error. Load calls it; call it yourself
 // only for a Config built in code. Secrets already read are not read again.
 func (c *Config) LoadSecrets() error {
 	var es errs
@@ -269,5 +272,7 @@ func (c *Config) LoadSecrets() error {
 	}
 	load("oauth.client_secret_file", "oauth.client_secret", c.OAuth.ClientSecretFile, &c.OAuth.ClientSecret, &c.OAuth.secretFrom)
 	load("tokens.encryption_key_file", "tokens.encryption_key", c.Tokens.EncryptionKeyFile, &c.Tokens.EncryptionKey, &c.Tokens.keyFrom)
+	load("monitoring.password_file", "monitoring.password", c.Monitoring.PasswordFile, &c.Monitoring.Password, &c.Monitoring.passwordFrom)
+	load("ingest.api_keys_file", "ingest.api_keys", c.Ingest.APIKeysFile, &c.Ingest.APIKeys, &c.Ingest.keysFrom)
 	return es.join()
 }

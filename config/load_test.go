@@ -388,6 +388,8 @@ func TestEnvCoversEverySetting(t *testing.T) {
 			v = "7s"
 		case l.value.Type() == reflect.TypeFor[Queues]():
 			v = "bulk:7"
+		case l.value.Type() == reflect.TypeFor[ScheduledBatches]():
+			v = `[{"name":"seven","cron":"@daily","dir":"/seven"}]`
 		case l.value.Kind() == reflect.String:
 			v = "seven"
 		case l.value.Kind() == reflect.Bool:

@@ -142,9 +142,13 @@ func defaults(p Profile) *Config {
 			Queues:          Queues{QueueRealtime: 6, QueueBulk: 3, QueueRedrive: 1},
 			MaxRetry:        25,
 			ResultRetention: 7 * 24 * time.Hour,
+			ReportRetention: 30 * 24 * time.Hour,
 			HealthAddr:      ":8080",
 		},
-		Log: Log{Level: "info", Format: "json"},
+		Log:        Log{Level: "info", Format: "json"},
+		Monitoring: Monitoring{Username: "admin", ReadOnly: true},
+		Ingest:     Ingest{Addr: DefaultIngestAddr, MaxBodyBytes: DefaultIngestBody, MaxJobs: DefaultIngestJobs},
+		Schedule:   Schedule{CatchUp: 6 * time.Hour, Lease: time.Minute, History: 30 * 24 * time.Hour},
 	}
 	if p == ProfileSandbox || !ok {
 		// The sandbox throttles per its own settings; higher defaults keep

@@ -13,6 +13,7 @@ const RedactedValue = "[redacted]"
 func (c *Config) Redacted() *Config {
 	r := *c
 	r.Worker.Queues = c.Worker.Queues.clone()
+	r.Schedule.Batches = c.Schedule.Batches.clone()
 	// Secrets are marked with the struct tag secret:"true", so a secret
 	// added later is redacted without touching this function.
 	walkLeaves(reflect.ValueOf(&r).Elem(), nil, func(l leaf) {

@@ -247,6 +247,7 @@ func (c *Config) ValidateFor(role Role) error {
 		es.add("worker.max_retry", fmt.Errorf("must be >= 0, got %d", c.Worker.MaxRetry))
 	}
 	positive(&es, "worker.result_retention", c.Worker.ResultRetention)
+	positive(&es, "worker.report_retention", c.Worker.ReportRetention)
 	if c.Worker.HealthAddr == "" {
 		es.add("worker.health_addr", errors.New("required (host:port, e.g. :8080)"))
 	} else if err := checkHostPort(c.Worker.HealthAddr, false); err != nil {
@@ -264,6 +265,24 @@ func (c *Config) ValidateFor(role Role) error {
 	default:
 		es.add("log.format", fmt.Errorf("want text or json; got %q", c.Log.Format))
 	}
+
+	// monitoring
+	if c.Monitoring.Enabled {
+		u := c.Monitoring.Username
+		switch {
+		case u == "":
+			es.add("monitoring.username", errors.New("required when monitoring.enabled (the HTTP Basic user name)"))
+		case strings.Contains(u, ":") || strings.IndexFunc(u, unicode.IsControl) >= 0 || !utf8.ValidString(u):
+			es.add("monitoring.username", errors.New("must be UTF-8 without \":\" or control characters (HTTP Basic cannot carry them)"))
+		}
+		if p := c.Monitoring.Password; p != "" && utf8.RuneCountInString(p) < MinMonitoringPassword {
+			es.add("monitoring.password", fmt.Errorf("too short: at least %d characters (make one with: openssl rand -base64 18)", MinMonitoringPassword))
+		}
+	}
+
+	c.Schedule.check(&es)
+
+	c.Ingest.check(&es)
 
 	if role == RoleWorker {
 		c.checkWorkerFiles(&es)
@@ -310,6 +329,14 @@ func (c *Config) checkWorkerFiles(es *errs) {
 	}
 	if c.OAuth.ClientID != "" && c.Tokens.EncryptionKey == "" && c.Tokens.EncryptionKeyFile == "" {
 		es.add("tokens.encryption_key", fmt.Errorf("required when oauth.client_id is set (token sets are stored encrypted): set %s or tokens.encryption_key_file", EnvName("tokens.encryption_key")))
+	}
+	checkSecretFile(es, "monitoring.password_file", c.Monitoring.PasswordFile, c.Monitoring.passwordFrom)
+	c.Ingest.checkFiles(es)
+	if c.Monitoring.Enabled && c.Monitoring.Password == "" && c.Monitoring.PasswordFile == "" {
+		// The worker would otherwise serve every job's payload, and with
+		// read_only off the means to delete jobs, to anyone who can reach
+		// worker.health_addr.
+		es.add("monitoring.password", fmt.Errorf("required when monitoring.enabled: set %s or monitoring.password_file", EnvName("monitoring.password")))
 	}
 }
 

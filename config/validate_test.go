@@ -461,7 +461,7 @@ func TestRedacted(t *testing.T) {
 			secrets = append(secrets, l.yamlPath())
 		}
 	})
-	if want := []string{"redis.password", "oauth.client_secret", "tokens.encryption_key"}; !slices.Equal(secrets, want) {
+	if want := []string{"redis.password", "oauth.client_secret", "tokens.encryption_key", "monitoring.password", "ingest.api_keys"}; !slices.Equal(secrets, want) {
 		t.Errorf("secret settings = %q, want %q", secrets, want)
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gatewayq/gatewayq/auth"
+	"github.com/gatewayq/gatewayq/batch"
 	"github.com/gatewayq/gatewayq/config"
 	"github.com/gatewayq/gatewayq/gatewayclient"
 	"github.com/gatewayq/gatewayq/internal/termui"
@@ -106,7 +107,14 @@ type Summary struct {
 	DuplicateAttempts int64 `json:"duplicate_attempts"`
 	// Expected holds what the batch was built to provoke, to compare with.
 	Expected map[string]int `json:"expected"`
+	// Batch is the batch's status as `enqueue batch status` shows it, and
+	// ReportFailures the first failed lines of its morning report.
+	Batch          *batch.Status `json:"batch,omitempty"`
+	ReportFailures []batch.Line  `json:"report_failures,omitempty"`
 }
+
+// maxReportFailures bounds the report lines the summary shows.
+const maxReportFailures = 10
 
 // Run runs the demo and returns its summary.
 func Run(ctx context.Context, o Options) (*Summary, error) {
@@ -172,15 +180,15 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 
 	batchID := "demo-" + time.Now().UTC().Format("20060102T150405")
-	batch, denials, err := Generate(GenerateOptions{Returns: o.Returns, Accounts: o.Accounts, TokenSets: tokenSets, Seed: 7, BatchID: batchID, DenyEvery: 25})
+	gen, denials, err := Generate(GenerateOptions{Returns: o.Returns, Accounts: o.Accounts, TokenSets: tokenSets, Seed: 7, BatchID: batchID, DenyEvery: 25})
 	if err != nil {
 		return nil, err
 	}
 	for _, d := range denials {
 		sb.Deny(users[d.User], d.Identifier, d.AccountType)
 	}
-	sum.Jobs = len(batch.Jobs)
-	sum.Expected = map[string]int{"permission": batch.Denied, "invalid_period": batch.BadPeriod, "rejected_at_enqueue": batch.BadSchema, "account_lookups": batch.AccountJobs}
+	sum.Jobs = len(gen.Jobs)
+	sum.Expected = map[string]int{"permission": gen.Denied, "invalid_period": gen.BadPeriod, "rejected_at_enqueue": gen.BadSchema, "account_lookups": gen.AccountJobs}
 
 	// Workers first, so the batch starts moving while it is enqueued.
 	wctx, stopWorkers := context.WithCancel(context.Background())
@@ -205,20 +213,29 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	aclient := asynq.NewClient(worker.AsynqRedis(cfg.Redis))
 	defer aclient.Close()
 	enq := tasks.NewEnqueuer(aclient, worker.EnqueueOptions(cfg))
-	for _, j := range batch.Jobs {
+	// The batch's membership, for its status and morning report.
+	var members []batch.Member
+	for i, j := range gen.Jobs {
 		q := tasks.QueueBulk
 		if j.Service == gatewayclient.ServiceAccount {
 			q = tasks.QueueRealtime // look-ups stand in for event triggers
 		}
-		if _, err := enq.Enqueue(ctx, j, q); err != nil {
+		res, err := enq.Enqueue(ctx, j, q)
+		if err != nil {
 			if errors.Is(err, tasks.ErrInvalidJob) {
 				sum.RejectedAtEnqueue++
 				sum.RejectReasons[rejectReason(err)]++
+				members = append(members, batch.Member{Line: i + 1, Refused: err.Error()})
 				continue
 			}
 			return nil, err
 		}
+		members = append(members, batch.MemberOf(i+1, j, res))
 		sum.Enqueued++
+	}
+	batches := batch.New(rdb, cfg.Redis.KeyPrefix, batch.Options{Retention: cfg.Worker.ReportRetention})
+	if err := batches.Record(ctx, batchID, members); err != nil {
+		return nil, fmt.Errorf("record the batch: %w", err)
 	}
 
 	insp := asynq.NewInspector(worker.AsynqRedis(cfg.Redis))
@@ -238,6 +255,24 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		}
 	}
 	sum.JobsPerSecond = float64(sum.Enqueued) / sum.Seconds
+	bst, err := batches.Status(ctx, batchID)
+	if err != nil {
+		return nil, fmt.Errorf("batch status: %w", err)
+	}
+	sum.Batch = &bst
+	// The morning report's failed lines: what an operator looks at first.
+	err = batches.Report(ctx, batchID, func(l batch.Line) error {
+		switch l.Outcome {
+		case batch.OutcomeRejected, batch.OutcomeParked, batch.OutcomeUncertain, batch.OutcomeRefused:
+			if len(sum.ReportFailures) < maxReportFailures {
+				sum.ReportFailures = append(sum.ReportFailures, l)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("batch report: %w", err)
+	}
 	st := sb.Stats()
 	for _, n := range st.Calls {
 		sum.GatewayCalls += n
@@ -394,6 +429,24 @@ func (s *Summary) Print(w io.Writer) {
 	fmt.Fprintf(w, "  gateway calls        %d\n", s.GatewayCalls)
 	fmt.Fprintf(w, "  throttled (HTTP 429) %d\n", s.Throttled)
 	fmt.Fprintf(w, "  duplicate filings    %d (second sends refused by IR: %d)\n", s.DuplicateFilings, s.DuplicateAttempts)
+	if b := s.Batch; b != nil {
+		fmt.Fprintf(w, "\n  batch %s: %d filed, %d done, %d rejected by IR, %d parked, %d uncertain; %d lines refused at enqueue\n",
+			b.ID, b.Filed, b.Done, b.Rejected, b.Parked, b.Uncertain, b.Refused)
+	}
+	if len(s.ReportFailures) > 0 {
+		fmt.Fprintln(w, "  its morning report, failed lines (enqueue batch report ID has every line):")
+		for _, l := range s.ReportFailures {
+			what := l.NaturalKey
+			if what == "" {
+				what = "-"
+			}
+			msg := []rune(l.Message)
+			if len(msg) > 60 {
+				msg = append(msg[:59], '…')
+			}
+			fmt.Fprintf(w, "    line %-4d %-9s %-40s %-10s %4s  %s\n", l.Line, l.Outcome, what, l.Class, l.StatusCode, string(msg))
+		}
+	}
 }
 
 func sortedKeys(m map[string]int) []string {

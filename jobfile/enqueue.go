@@ -10,12 +10,14 @@ import (
 	"io/fs"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
 
+	"github.com/gatewayq/gatewayq/batch"
 	"github.com/gatewayq/gatewayq/tasks"
 )
 
@@ -68,7 +70,27 @@ type EnqueueOptions struct {
 	ProgressInterval time.Duration
 	// Now is the clock for Elapsed. Zero value: time.Now.
 	Now func() time.Time
+	// Recorder, when set, keeps the batch's membership (every job put on
+	// the queue or found already there, and every refused line, with its
+	// line number) for `enqueue batch status` and the morning report: a
+	// *batch.Store. Lines are recorded a few hundred at a time, and a line
+	// counts as done only once recorded, so a run stopped part way resumes
+	// at or before the first line not recorded. Ignored by a dry run. Zero
+	// value nil: nothing is recorded.
+	Recorder Recorder
 }
+
+// Recorder keeps a batch's members; *batch.Store is one. Record must be
+// safe for concurrent use, and recording a member twice must be harmless.
+type Recorder interface {
+	Record(ctx context.Context, batch string, members []batch.Member) error
+}
+
+var _ Recorder = (*batch.Store)(nil)
+
+// recordEvery is how many lines go to the Recorder in one call (one Redis
+// round trip for a *batch.Store).
+const recordEvery = 256
 
 // Progress is a snapshot of a running bulk enqueue.
 type Progress struct {
@@ -209,6 +231,13 @@ func Enqueue(ctx context.Context, r io.Reader, enq *tasks.Enqueuer, opts Enqueue
 	finished, ioErr := run.read(ctx, sc, items)
 	close(items)
 	wg.Wait()
+	if rest := run.takeUnrecorded(); len(rest) > 0 {
+		// The lines left are enqueued: record them even when the run was
+		// stopped, so that they count as done.
+		fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		run.record(fctx, cancel, rest)
+		fcancel()
+	}
 	close(stopProgress)
 	<-progressDone
 
@@ -273,13 +302,16 @@ type run struct {
 
 	mu sync.Mutex
 	// inFlight holds the lines handed to the workers and not yet done; it
-	// never holds more than Concurrency*2+1 lines. The smallest of them
-	// (or of failed) is where a stopped run resumes.
+	// never holds more than Concurrency*2+1 lines, plus recordEvery waiting
+	// to be recorded. The smallest of them (or of failed) is where a
+	// stopped run resumes.
 	inFlight map[int]struct{}
-	failed   []int // lines whose enqueue failed on a Redis error
-	nextLine int   // the line after the last one read
-	errs     []*LineError
-	report   Report
+	// unrecorded are members waiting for the Recorder.
+	unrecorded []batch.Member
+	failed     []int // lines whose enqueue failed on a Redis error
+	nextLine   int   // the line after the last one read
+	errs       []*LineError
+	report     Report
 }
 
 // read feeds the workers until the input ends (finished), fails (the I/O
@@ -305,7 +337,9 @@ func (r *run) read(ctx context.Context, sc *scanner, items chan<- item) (finishe
 		}
 		r.lines.Add(1)
 		if raw.tooLong {
-			r.reject(parseLine(raw).Err.(*LineError))
+			le := parseLine(raw).Err.(*LineError)
+			r.reject(le)
+			r.keep(ctx, nil, raw.number, refused(le))
 			continue
 		}
 		// The scanner reuses its buffer; the worker gets its own copy.
@@ -343,7 +377,7 @@ func (r *run) handle(ctx context.Context, stop context.CancelCauseFunc, it item)
 				} else {
 					r.enqueued.Add(1)
 				}
-				r.done(it.number)
+				r.keep(ctx, stop, it.number, batch.MemberOf(it.number, j, res))
 				return
 			}
 		}
@@ -353,8 +387,13 @@ func (r *run) handle(ctx context.Context, stop context.CancelCauseFunc, it item)
 		r.valid.Add(1)
 		r.done(it.number)
 	case errors.Is(err, tasks.ErrInvalidJob):
-		r.reject(&LineError{Line: it.number, Err: err})
-		r.done(it.number)
+		le := &LineError{Line: it.number, Err: err}
+		r.reject(le)
+		if r.opts.DryRun {
+			r.done(it.number)
+		} else {
+			r.keep(ctx, stop, it.number, refused(le))
+		}
 	default:
 		// Redis (or the context) failed: stop the run. The line stays
 		// undone, so the resume line is at or before it.
@@ -372,6 +411,60 @@ func dryRun(j *tasks.Job) error {
 		return err
 	}
 	return j.Validate()
+}
+
+// refused is the batch member of a line refused at enqueue.
+func refused(e *LineError) batch.Member {
+	return batch.Member{Line: e.Line, Refused: strings.ReplaceAll(e.Err.Error(), "\n", "; ")}
+}
+
+// keep hands a handled line to the Recorder; without one, the line is
+// done. A line is done once recorded.
+func (r *run) keep(ctx context.Context, stop context.CancelCauseFunc, line int, m batch.Member) {
+	if r.opts.Recorder == nil || r.opts.DryRun {
+		r.done(line)
+		return
+	}
+	r.mu.Lock()
+	r.unrecorded = append(r.unrecorded, m)
+	var full []batch.Member
+	// The reader (stop nil) leaves a full buffer to the next worker.
+	if len(r.unrecorded) >= recordEvery && stop != nil {
+		full, r.unrecorded = r.unrecorded, nil
+	}
+	r.mu.Unlock()
+	if full != nil {
+		r.record(ctx, stop, full)
+	}
+}
+
+func (r *run) takeUnrecorded() []batch.Member {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rest := r.unrecorded
+	r.unrecorded = nil
+	return rest
+}
+
+// record writes members to the Recorder; their lines are done when it
+// succeeds. A failure stops the run (the lines stay undone, so the resume
+// line is at or before them).
+func (r *run) record(ctx context.Context, stop context.CancelCauseFunc, ms []batch.Member) {
+	err := r.opts.Recorder.Record(ctx, r.opts.Batch, ms)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, m := range ms {
+		if err != nil {
+			if _, ok := r.inFlight[m.Line]; ok {
+				r.failed = append(r.failed, m.Line)
+			}
+			continue
+		}
+		delete(r.inFlight, m.Line)
+	}
+	if err != nil {
+		stop(fmt.Errorf("recording batch %s: %w", r.opts.Batch, err))
+	}
 }
 
 func (r *run) done(line int) {

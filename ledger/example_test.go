@@ -19,7 +19,7 @@ func Example() {
 	defer rdb.Close()
 	l := ledger.New(rdb, "example:ledger:")
 	key := "GST/123039858/GST/2017-07-31"
-	defer rdb.Del(ctx, l.RedisKey(key))
+	defer rdb.Del(ctx, l.RedisKey(key), l.StatsKey())
 
 	if _, err := l.BeginSend(ctx, key, "task-1", "sha256-of-body"); err != nil {
 		fmt.Println(err)
@@ -37,4 +37,31 @@ func Example() {
 	// Output:
 	// true uncertain
 	// filed 235067864
+}
+
+// Stats counts entries by state from a hash the transitions keep, without
+// scanning the ledger.
+func ExampleLedger_Stats() {
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: redistest.Addr()})
+	defer rdb.Close()
+	l := ledger.New(rdb, "example:ledger-stats:")
+	keys := []string{l.StatsKey(), l.RedisKey("GST/1/GST/2026-09-30"), l.RedisKey("GST/2/GST/2026-09-30")}
+	rdb.Del(ctx, keys...)
+	defer rdb.Del(ctx, keys...)
+
+	_, _ = l.BeginSend(ctx, "GST/1/GST/2026-09-30", "task-1", "h1")
+	_, _ = l.Filed(ctx, "GST/1/GST/2026-09-30", "task-1", ledger.Filing{SubmissionKey: "235067864"})
+	_, _ = l.BeginSend(ctx, "GST/2/GST/2026-09-30", "task-2", "h2")
+
+	s, err := l.Stats(ctx)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("filed", s.Entries[ledger.StateFiled], "sending", s.Entries[ledger.StateSending])
+	fmt.Println("new sends", s.Transitions[ledger.Transition{To: ledger.StateSending}])
+	// Output:
+	// filed 1 sending 1
+	// new sends 2
 }

@@ -7,14 +7,20 @@
 // support call). asynq's own task records cannot carry that memory: they
 // expire with their retention and are capped at 10,000 archived tasks. The
 // ledger's entries have no TTL, and every transition is one Lua script on
-// one key, so a worker decides "may I send this File?" atomically, and the
-// entry is marked sending before the request is written to the wire. An
-// entry found sending or uncertain means a previous attempt's outcome is
-// unknown: the caller must reconcile with IR (RetrieveStatus,
-// RetrieveReturn) before anything is sent again.
+// the entry's key, so a worker decides "may I send this File?" atomically,
+// and the entry is marked sending before the request is written to the
+// wire. An entry found sending or uncertain means a previous attempt's
+// outcome is unknown: the caller must reconcile with IR (RetrieveStatus,
+// RetrieveReturn) before anything is sent again. The same script counts the
+// transition in the ledger's stats hash, so how many entries are in each
+// state (Ledger.Stats, NewCollector) costs one read however large the
+// ledger grows.
 //
-// Keys are "<prefix>{ledger:<id>}": the hash tag puts each entry in one
-// Redis Cluster slot, and no script touches another key.
+// Keys are "<prefix>{ledger:<id>}", and the stats hash "<prefix>ledger:stats".
+// The stats hash is a second key in the transition script: on Redis
+// Cluster the two would sit in different slots, which Cluster refuses, so
+// the ledger runs on a single Redis (or Sentinel), like the rest of the
+// worker today.
 package ledger
 
 import (
@@ -151,6 +157,9 @@ func New(rdb redis.UniversalClient, prefix string, opts ...Option) *Ledger {
 // RedisKey is the Redis key of entry key.
 func (l *Ledger) RedisKey(key string) string { return l.prefix + "{ledger:" + key + "}" }
 
+// StatsKey is the Redis key of the hash counting transitions (see Counts).
+func (l *Ledger) StatsKey() string { return l.prefix + "ledger:stats" }
+
 // transition is one script run: move the entry to `to` if its state is in
 // from ("absent" allowing no entry), optionally only for one task or one
 // attempt number.
@@ -201,7 +210,7 @@ func (l *Ledger) run(ctx context.Context, key string, t transition) (prev State,
 	for k, v := range t.set {
 		args = append(args, k, v)
 	}
-	res, err := transitionScript.Run(ctx, l.rdb, []string{l.RedisKey(key)}, args...).Slice()
+	res, err := transitionScript.Run(ctx, l.rdb, []string{l.RedisKey(key), l.StatsKey()}, args...).Slice()
 	if err != nil {
 		return "", Entry{}, false, fmt.Errorf("ledger %s: %w", key, err)
 	}

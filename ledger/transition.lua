@@ -1,4 +1,5 @@
--- One ledger transition on one entry (KEYS[1]), atomically.
+-- One ledger transition on one entry (KEYS[1]), atomically, counted in
+-- the ledger's stats hash (KEYS[2]).
 --
 -- ARGV[1] entry key (stored in the hash)   ARGV[2] now, unix ms
 -- ARGV[3] target state                      ARGV[4] allowed current states, comma-separated ("absent": no entry)
@@ -7,6 +8,11 @@
 -- ARGV[9..] field, value pairs to set
 --
 -- Returns {"ok" | "refused", previous state ("" for none), HGETALL after}.
+--
+-- The stats hash counts transitions by edge, "<from>><to>" ("absent" for a
+-- new entry): one HINCRBY per state change, so the count of entries in a
+-- state is what came in minus what went out, readable in one HGETALL at
+-- scrape time however large the ledger grows.
 local k = KEYS[1]
 local cur = redis.call('HGET', k, 'state')
 local prev = cur or ''
@@ -47,5 +53,8 @@ else
 end
 if ARGV[7] == '1' then
   redis.call('HINCRBY', k, 'attempts', 1)
+end
+if prev ~= ARGV[3] then
+  redis.call('HINCRBY', KEYS[2], (cur or 'absent') .. '>' .. ARGV[3], 1)
 end
 return {'ok', prev, redis.call('HGETALL', k)}

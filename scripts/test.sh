@@ -52,6 +52,19 @@ export REDIS_ADDR="$addr"
 if ! command -v xmllint >/dev/null; then
 	apt_install libxml2-utils || log "could not install xmllint; the XSD agreement tests will fail"
 fi
+# The monitoring UI's browser test drives Debian's Chromium with Playwright
+# (playwright-core from npm, pinned in webui/browsertest/package-lock.json;
+# it never downloads a browser of its own).
+if [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
+	apt_install chromium || log "could not install chromium; the monitoring UI browser test will fail"
+fi
+if ! command -v npm >/dev/null; then
+	apt_install nodejs npm || log "could not install node and npm; the monitoring UI browser test will fail"
+fi
+if [ ! -d webui/browsertest/node_modules/playwright-core ]; then
+	log "installing Playwright in webui/browsertest (npm ci)"
+	(cd webui/browsertest && npm ci --no-audit --no-fund --loglevel=error) || log "npm ci failed; the monitoring UI browser test will fail"
+fi
 # docker-compose.yml is checked with Docker Compose v2 itself (`config -q`,
 # no engine needed). Debian ships only the end-of-life v1, so when no v2 is
 # here, build it once from the Go module proxy into a cache outside the

@@ -74,6 +74,13 @@ type Handler struct {
 	// no ledger, and Files with an unknown outcome are parked for an
 	// operator instead.
 	Ledger Ledger
+	// Failures keeps every job asynq archives (parked, or out of retries)
+	// with its class, reason and payload, for the morning report and
+	// re-drives (*failures.Index). Nil: asynq's archive only.
+	Failures FailureRecorder
+	// Metrics records calls, jobs and reconciliations (NewMetrics); nil:
+	// none.
+	Metrics *Metrics
 
 	clock func() time.Time // nil means time.Now
 }
@@ -152,7 +159,20 @@ func (e *ParkedError) Unwrap() []error { return []error{asynq.SkipRetry, e.Err} 
 
 // ProcessTask runs one job: decode, take a rate-limit permit, call the
 // gateway within the call deadline, and map the outcome's class onto asynq.
+//
+// This is the one place where a job's final outcome is known: a job that
+// asynq will archive (parked, or out of retries) is written to the failure
+// index here, with one Redis command; the success path pays nothing.
 func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	err := h.process(ctx, t)
+	h.Metrics.job(err)
+	if h.Failures != nil && archives(ctx, err) {
+		h.recordFailure(ctx, t, err)
+	}
+	return err
+}
+
+func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
 	log := h.logger()
 	j, err := Decode(t.Payload())
 	if err != nil {
@@ -324,10 +344,12 @@ func (h *Handler) call(ctx context.Context, log *slog.Logger, endpoint gatewaycl
 	}
 
 	start := time.Now()
+	callEnded := h.Metrics.callStarted()
 	callCtx, cancel := context.WithTimeout(ctx, budget.Call)
 	res, callErr = h.Client.Do(callCtx, req)
 	cancel()
 	elapsed = time.Since(start)
+	callEnded(req.Service, req.Operation, callErr, elapsed)
 	breakerDone(callErr)
 	if h.Limiter != nil && gatewayclient.ThrottleSignal(callErr) {
 		var ge *gatewayclient.Error

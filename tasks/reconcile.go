@@ -303,6 +303,13 @@ func (h *Handler) completeFiled(log *slog.Logger, t *asynq.Task, j *Job, e ledge
 // nothing filed, in which case the ledger is back to queued and the File
 // may be sent.
 func (h *Handler) reconcile(ctx context.Context, log *slog.Logger, t *asynq.Task, j *Job, creds gatewayclient.Credentials, lj *ledgerJob, seen ledger.Entry, budget Budget) (bool, error) {
+	done, err := h.askIR(ctx, log, t, j, creds, lj, seen, budget)
+	h.Metrics.reconciled(done, err)
+	return done, err
+}
+
+// askIR is reconcile's work: the calls to IR and the decision.
+func (h *Handler) askIR(ctx context.Context, log *slog.Logger, t *asynq.Task, j *Job, creds gatewayclient.Credentials, lj *ledgerJob, seen ledger.Entry, budget Budget) (bool, error) {
 	log = log.With("reconcile", seen.State, "attempts", seen.Attempts)
 	status, err := RetrieveRequest([]byte(j.Body), "")
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -25,11 +26,14 @@ import (
 	"github.com/gatewayq/gatewayq/auth"
 	"github.com/gatewayq/gatewayq/breaker"
 	"github.com/gatewayq/gatewayq/config"
+	"github.com/gatewayq/gatewayq/failures"
 	"github.com/gatewayq/gatewayq/gatewayclient"
+	"github.com/gatewayq/gatewayq/ingest"
 	"github.com/gatewayq/gatewayq/ledger"
 	"github.com/gatewayq/gatewayq/ratelimit"
 	"github.com/gatewayq/gatewayq/reaper"
 	"github.com/gatewayq/gatewayq/tasks"
+	"github.com/gatewayq/gatewayq/webui"
 )
 
 // Options are what a Worker needs besides its config.
@@ -49,9 +53,18 @@ type Worker struct {
 	health  *http.Server
 	breaker *breaker.Fleet
 	reaper  *reaper.Reaper // gives dead workers' jobs back within seconds
+	ui      *webui.Handler // the monitoring UI, when monitoring.enabled
+	ingest  *ingest.Server // the HTTP ingest API, when ingest.enabled
+
+	sched *batchScheduler // the scheduled batches, when schedule.batches is set
 
 	mu       sync.Mutex
 	listener net.Listener // set once Run has bound worker.health_addr
+
+	reg   *prometheus.Registry // what /metrics serves
+	certs []*certificate       // watched for expiry by /readyz
+	// stopping is set once Run stops taking jobs: /readyz says not ready.
+	stopping atomic.Bool
 }
 
 // RedisOptions maps the config onto go-redis options; asynq and our own
@@ -252,6 +265,17 @@ func New(opts Options) (*Worker, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	keys := LimitKeys(copts)
+	led := ledger.New(rdb, cfg.Redis.KeyPrefix)
+	registerFleetMetrics(reg, cfg, keys, asynq.NewInspectorFromRedisClient(rdb), led, log)
+	if refreshes := auth.NewMetrics(reg); creds.Tokens != nil {
+		creds.Tokens.SetMetrics(refreshes)
+	}
+	certs, err := loadCertificates(cfg, copts)
+	if err != nil {
+		_ = rdb.Close()
+		return nil, err
+	}
+	reg.MustRegister(newCertCollector(certs))
 	limiter, err := Limiter(cfg, rdb, keys, budget, log, ratelimit.NewMetrics(reg))
 	if err != nil {
 		_ = rdb.Close()
@@ -272,7 +296,8 @@ func New(opts Options) (*Worker, error) {
 		return nil, err
 	}
 	h := &tasks.Handler{Client: client, Credentials: creds, Limiter: limiter, Breaker: br, Keys: keys, Budget: budget, Logger: log,
-		Ledger: ledger.New(rdb, cfg.Redis.KeyPrefix)}
+		Ledger: led, Metrics: tasks.NewMetrics(reg),
+		Failures: failures.New(rdb, cfg.Redis.KeyPrefix, failures.Options{Retention: cfg.Worker.ReportRetention})}
 
 	queues := map[string]int{}
 	for q, p := range cfg.Worker.Queues {
@@ -301,10 +326,30 @@ func New(opts Options) (*Worker, error) {
 		Logger: log.With("component", "reaper"), Registerer: reg})
 
 	w := &Worker{cfg: cfg, log: log, rdb: rdb, client: client, srv: srv, mux: mux, breaker: br, reaper: rp}
+	if w.ingest, err = newIngest(cfg, rdb, log); err != nil {
+		_ = rdb.Close()
+		return nil, err
+	}
+	w.reg, w.certs = reg, certs
 	hm := http.NewServeMux()
 	hm.HandleFunc("GET /healthz", w.healthz)
+	hm.HandleFunc("GET /readyz", w.readyz)
 	hm.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if m := cfg.Monitoring; m.Enabled {
+		ui, err := webui.New(webui.Options{Redis: AsynqRedis(cfg.Redis), Username: m.Username, Password: m.Password,
+			ReadOnly: m.ReadOnly, Logger: log.With("component", "monitoring")})
+		if err != nil {
+			_ = rdb.Close()
+			return nil, fmt.Errorf("monitoring: %w", err)
+		}
+		hm.Handle(webui.RootPath+"/", ui)
+		w.ui = ui
+	}
 	w.health = &http.Server{Handler: hm, ReadHeaderTimeout: 5 * time.Second}
+	if w.sched, err = newBatchScheduler(cfg, rdb, reg, log); err != nil {
+		_ = rdb.Close()
+		return nil, err
+	}
 	return w, nil
 }
 
@@ -325,6 +370,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.mu.Lock()
 		w.listener = ln
 		w.mu.Unlock()
+		if w.ui != nil {
+			w.log.Info("monitoring UI served", "url", "http://"+ln.Addr().String()+webui.RootPath+"/", "read_only", w.cfg.Monitoring.ReadOnly)
+		}
 		go func() {
 			if err := w.health.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				w.log.Error("health server stopped", "err", err)
@@ -343,9 +391,20 @@ func (w *Worker) Run(ctx context.Context) error {
 	rctx, stopReaper := context.WithCancel(ctx)
 	defer stopReaper()
 	go w.reaper.Run(rctx)
+	checkCertificates(w.certs, time.Now(), w.log) // logs a certificate near or past its expiry
 	w.log.Info("worker running", "concurrency", w.cfg.Worker.Concurrency, "queues", w.cfg.Worker.Queues.String(), "health", w.HealthAddr())
+	if err := w.startIngest(); err != nil {
+		w.srv.Shutdown()
+		_ = w.breaker.Close()
+		w.closeHealth()
+		return err
+	}
+	stopSchedule := w.sched.start(ctx) // after every early return: it must stop before Redis closes
 	<-ctx.Done()
+	w.stopping.Store(true)
 	w.log.Info("worker stopping: waiting for jobs in flight", "timeout", w.cfg.Worker.ShutdownTimeout)
+	w.stopIngest() // no new triggers first
+	stopSchedule() // a run in progress releases its claim to another worker
 	w.srv.Shutdown()
 	_ = w.breaker.Close()
 	w.closeHealth()
@@ -369,6 +428,9 @@ func (w *Worker) closeHealth() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = w.health.Shutdown(ctx)
+	if w.ui != nil {
+		_ = w.ui.Close()
+	}
 }
 
 func (w *Worker) healthz(rw http.ResponseWriter, r *http.Request) {

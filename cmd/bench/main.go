@@ -3,7 +3,7 @@
 // naive alternatives, and prints a table (or, with --json, one JSON object).
 //
 //	go run ./cmd/bench            # full run, a few minutes
-//	go run ./cmd/bench --quick    # under a minute
+//	go run ./cmd/bench --quick    # each scenario under a minute
 //	go run ./cmd/bench --json
 //
 // It starts its own redis-server unless --redis is given. The worker
@@ -28,7 +28,7 @@ func main() {
 	var o bench.Options
 	asJSON := flag.Bool("json", false, "print the report as one JSON object")
 	scenarios := flag.String("scenarios", strings.Join(bench.Scenarios, ","), "comma-separated scenarios to run")
-	flag.BoolVar(&o.Quick, "quick", false, "shorter scenarios: the whole run in under a minute")
+	flag.BoolVar(&o.Quick, "quick", false, "shorter scenarios: each under a minute")
 	flag.StringVar(&o.RedisAddr, "redis", "", "Redis address (default: start a private redis-server)")
 	flag.IntVar(&o.Procs, "procs", 4, "worker processes (P)")
 	flag.IntVar(&o.Concurrency, "concurrency", 8, "jobs each worker process runs at once")

@@ -64,7 +64,11 @@ Commands:
   submit   enqueue one job, from a JSON file or from flags
   bulk     enqueue a JSON-lines file of jobs (one a line), streaming
   status   show a task's state and its result
+  batch    a batch's progress (status), its morning report (report), recent batches (list)
+  failed   list failed jobs with counts per cause, filtered by queue, batch, class, code, ...
+  redrive  re-drive failed jobs (same filters; --dry-run first); "redrive history" lists re-drives
   auth     manage end users' OAuth token sets: login, import, list, revoke
+  schedule recent runs of a scheduled nightly batch (schedule runs NAME)
 
 Global flags (accepted before or after the command):
   --config FILE         config file (default $GATEWAYQ_CONFIG); GATEWAYQ_* variables override it
@@ -103,8 +107,16 @@ func (a *app) Run(ctx context.Context, args []string) int {
 		return a.bulk(ctx, &g, rest)
 	case "status":
 		return a.status(ctx, &g, rest)
+	case "batch":
+		return a.batch(ctx, &g, rest)
+	case "failed":
+		return a.failed(ctx, &g, rest)
+	case "redrive":
+		return a.redrive(ctx, &g, rest)
 	case "auth":
 		return a.auth(ctx, &g, rest)
+	case "schedule":
+		return a.schedule(ctx, &g, rest)
 	case "help":
 		fmt.Fprint(a.stdout, usage)
 		return exitOK

@@ -43,13 +43,14 @@ func newHarness(t *testing.T) *harness {
 }
 
 // run runs the CLI with args, adding --redis and --queue-prefix after
-// the command (the global flags are accepted there too).
+// the command (the global flags are accepted there too), and the test's
+// key prefix for gatewayq's own keys (batches, failures, the ledger).
 func (h *harness) run(args ...string) result {
 	h.t.Helper()
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		args = append([]string{args[0], "--redis", h.r.Addr, "--queue-prefix", h.r.Prefix}, args[1:]...)
 	}
-	return h.runRaw(nil, args...)
+	return h.runRaw([]string{"GATEWAYQ_REDIS_KEY_PREFIX=" + h.r.Prefix}, args...)
 }
 
 func (h *harness) runRaw(environ []string, args ...string) result {

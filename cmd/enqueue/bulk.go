@@ -24,6 +24,9 @@ task ID, e.g. from an earlier run of the same file) are counted as
 duplicates, not enqueued twice, so re-running a file is safe. If Redis fails
 part way, the error says which line to resume from (--from-line).
 
+The batch's jobs and refused lines are recorded, by line number, for
+"enqueue batch status ID" and the morning report ("enqueue batch report ID").
+
 FILE "-" reads standard input.
 `
 
@@ -72,6 +75,9 @@ func (a *app) bulk(ctx context.Context, g *globals, args []string) int {
 		e, client := s.enqueuer()
 		defer client.Close()
 		enq = e
+		rdb := s.rdb()
+		defer rdb.Close()
+		opts.Recorder = s.batches(rdb, a.now)
 	}
 
 	var in io.Reader = a.stdin
@@ -119,6 +125,8 @@ func (a *app) summary(rep jobfile.Report, dryRun bool, show int) {
 	fmt.Fprintf(w, "elapsed:    %s (%.0f jobs/s)\n", rep.Elapsed.Round(time.Millisecond), rep.JobsPerSecond())
 	if dryRun {
 		fmt.Fprintln(w, "dry run: nothing was enqueued")
+	} else {
+		fmt.Fprintf(w, "follow it:  enqueue batch status %s\n", rep.Batch)
 	}
 	if rep.Rejected == 0 || show <= 0 {
 		return

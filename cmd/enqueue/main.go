@@ -1,9 +1,14 @@
-// Command enqueue is gatewayq's producer CLI: it submits one job, streams a
-// bulk file of jobs onto the queues, and shows a task's state and result.
+// Command enqueue is gatewayq's producer and operator CLI: it submits one
+// job, streams a bulk file of jobs onto the queues, shows a task's state
+// and result, follows a batch and writes its morning report, lists failed
+// jobs and re-drives them.
 //
 //	enqueue submit --file job.json
 //	enqueue bulk tonight.jsonl --batch b-2026-11-25
 //	enqueue status returns:File:GST/123039858/GST/2017-07-31:9f3c...
+//	enqueue batch report b-2026-11-25 --format csv
+//	enqueue failed --batch b-2026-11-25
+//	enqueue redrive --batch b-2026-11-25 --class permission --dry-run
 //
 // Run "enqueue -h" for the commands and flags.
 package main

@@ -9,14 +9,20 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
+	"github.com/gatewayq/gatewayq/jobstatus"
+	"github.com/gatewayq/gatewayq/ledger"
 	"github.com/gatewayq/gatewayq/tasks"
+	"github.com/gatewayq/gatewayq/worker"
 )
 
 const statusHelp = `Shows a task's state (pending, active, scheduled, retry, archived,
 completed), its retries and last error, and its result: the outcome the
 worker recorded (IR's status code, gateway ID and submission key, or why the
-job was parked for an operator). Without --queue every queue is searched.
+job was parked for an operator). For a File, it also shows the return's
+entry in the filing ledger, which outlives the task. Without --queue every
+queue is searched.
 `
 
 func (a *app) status(ctx context.Context, g *globals, args []string) int {
@@ -45,22 +51,19 @@ func (a *app) status(ctx context.Context, g *globals, args []string) int {
 	}
 	insp := asynq.NewInspector(s.redis)
 	defer insp.Close()
+	rdb := redis.NewClient(worker.RedisOptions(s.cfg.Redis))
+	defer rdb.Close()
 
-	for _, q := range queues {
-		if err := ctx.Err(); err != nil {
-			return a.fail(err)
-		}
-		info, err := insp.GetTaskInfo(tasks.QueueName(s.prefix, q), id)
-		if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
-			continue
-		}
-		if err != nil {
-			return a.fail(fmt.Errorf("looking up task %s on queue %s (Redis at %s): %w", id, q, s.cfg.Redis.Addr, err))
-		}
-		a.printTask(info)
-		return exitOK
+	finder := jobstatus.New(insp, jobstatus.Options{QueuePrefix: s.prefix, Ledger: ledger.New(rdb, s.cfg.Redis.KeyPrefix)})
+	st, err := finder.Find(ctx, id, queues...)
+	if errors.Is(err, jobstatus.ErrNotFound) {
+		return a.fail(fmt.Errorf("task %s not found on queue %s (finished tasks are kept for worker.result_retention)", id, joinQueues(queues)))
 	}
-	return a.fail(fmt.Errorf("task %s not found on queue %s (finished tasks are kept for worker.result_retention)", id, joinQueues(queues)))
+	if err != nil {
+		return a.fail(fmt.Errorf("%w (Redis at %s)", err, s.cfg.Redis.Addr))
+	}
+	a.printStatus(st)
+	return exitOK
 }
 
 func joinQueues(qs []string) string {
@@ -78,20 +81,20 @@ func joinQueues(qs []string) string {
 	return b.String()
 }
 
-func (a *app) printTask(info *asynq.TaskInfo) {
+func (a *app) printStatus(st *jobstatus.Status) {
 	w := a.stdout
 	line := func(label, format string, args ...any) {
 		fmt.Fprintf(w, "%-12s %s\n", label+":", fmt.Sprintf(format, args...))
 	}
-	when := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+	when := func(t *time.Time) string { return t.UTC().Format(time.RFC3339) }
 
-	line("task", "%s", info.ID)
-	line("queue", "%s", info.Queue)
-	line("state", "%s", info.State)
-	if j, err := tasks.Decode(info.Payload); err == nil {
+	line("task", "%s", st.ID)
+	line("queue", "%s", st.TaskQueue)
+	line("state", "%s", st.State)
+	if j := st.Job; j != nil {
 		desc := fmt.Sprintf("%s %s on %s", j.Service, j.Operation, j.Endpoint)
-		if j.Key != nil {
-			desc += ", return " + j.Key.String()
+		if j.Key != "" {
+			desc += ", return " + j.Key
 		}
 		line("job", "%s", desc)
 		if j.Batch != "" {
@@ -101,29 +104,41 @@ func (a *app) printTask(info *asynq.TaskInfo) {
 			line("ref", "%s", j.Ref)
 		}
 	}
-	line("retried", "%d of %d", info.Retried, info.MaxRetry)
-	if info.LastErr != "" {
-		line("last error", "%s", info.LastErr)
+	line("retried", "%d of %d", st.Retried, st.MaxRetry)
+	if st.LastError != "" {
+		line("last error", "%s", st.LastError)
 	}
-	if !info.LastFailedAt.IsZero() {
-		line("last failed", "%s", when(info.LastFailedAt))
+	if st.LastFailedAt != nil {
+		line("last failed", "%s", when(st.LastFailedAt))
 	}
-	if !info.NextProcessAt.IsZero() && info.State != asynq.TaskStateCompleted && info.State != asynq.TaskStateArchived {
-		line("next run", "%s", when(info.NextProcessAt))
+	if st.NextRunAt != nil {
+		line("next run", "%s", when(st.NextRunAt))
 	}
-	if !info.CompletedAt.IsZero() {
-		line("completed", "%s", when(info.CompletedAt))
+	if st.CompletedAt != nil {
+		line("completed", "%s", when(st.CompletedAt))
 	}
-	if info.IsOrphaned {
+	if st.Orphaned {
 		line("orphaned", "yes: its worker stopped renewing its lease; a running worker will recover it")
 	}
-	if len(info.Result) == 0 {
+	if l := st.Ledger; l != nil {
+		desc := l.State
+		switch {
+		case l.GatewayID != "" || l.SubmissionKey != "":
+			desc += fmt.Sprintf(" (gateway ID %s, submission key %s)", l.GatewayID, l.SubmissionKey)
+		case l.Message != "":
+			desc += " (" + l.Message + ")"
+		case l.Why != "":
+			desc += " (" + l.Why + ")"
+		}
+		line("ledger", "%s", desc)
+	}
+	if len(st.Result) == 0 {
 		return
 	}
 	// The handler's result is a tasks.Outcome in JSON.
 	var out bytes.Buffer
-	if err := json.Indent(&out, info.Result, "  ", "  "); err != nil {
-		fmt.Fprintf(w, "result:\n  %q\n", info.Result)
+	if err := json.Indent(&out, st.Result, "  ", "  "); err != nil {
+		fmt.Fprintf(w, "result:\n  %q\n", st.Result)
 		return
 	}
 	fmt.Fprintf(w, "result:\n  %s\n", out.Bytes())

@@ -75,6 +75,7 @@ type composeDoc struct {
 		Command     []string          `yaml:"command"`
 		Environment map[string]string `yaml:"environment"`
 		Volumes     []string          `yaml:"volumes"`
+		Ports       []string          `yaml:"ports"`
 		Healthcheck struct {
 			Test []string `yaml:"test"`
 		} `yaml:"healthcheck"`
@@ -101,6 +102,30 @@ func readCompose(t *testing.T) composeDoc {
 
 // interpolation is Compose's ${NAME:-default} (and ${NAME-default}).
 var interpolation = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:?-([^}]*))?\}`)
+
+// workerConfig loads a worker service's environment the way cmd/worker
+// does, with the /pki paths pointing at pkiDir, and validates it for the
+// worker role.
+func workerConfig(t *testing.T, service string, env map[string]string, pkiDir string) *config.Config {
+	t.Helper()
+	var environ []string
+	for k, v := range env {
+		v = interpolation.ReplaceAllString(v, "$3") // the file's defaults, not this machine's variables
+		if rest, ok := strings.CutPrefix(v, "/pki/"); ok {
+			v = filepath.Join(pkiDir, rest)
+		}
+		environ = append(environ, k+"="+v)
+	}
+	slices.Sort(environ)
+	cfg, err := config.Load("", environ)
+	if err != nil {
+		t.Fatalf("the %s service's environment does not load:\n%v", service, err)
+	}
+	if err := cfg.ValidateFor(config.RoleWorker); err != nil {
+		t.Fatalf("the %s service's environment is not a valid worker config:\n%v", service, err)
+	}
+	return cfg
+}
 
 // TestWorkerConfig loads the workers' environment from docker-compose.yml
 // the way cmd/worker does, with the /pki paths pointing at a PKI the
@@ -133,22 +158,7 @@ func TestWorkerConfig(t *testing.T) {
 		t.Errorf("the sandbox must write its PKI to the pki volume at /pki and the workers read it there: sandbox %v %v, worker %v", sb.Command, sb.Volumes, w.Volumes)
 	}
 
-	var environ []string
-	for k, v := range w.Environment {
-		v = interpolation.ReplaceAllString(v, "$3") // the file's defaults, not this machine's variables
-		if rest, ok := strings.CutPrefix(v, "/pki/"); ok {
-			v = filepath.Join(dir, rest)
-		}
-		environ = append(environ, k+"="+v)
-	}
-	slices.Sort(environ)
-	cfg, err := config.Load("", environ)
-	if err != nil {
-		t.Fatalf("the workers' environment does not load:\n%v", err)
-	}
-	if err := cfg.ValidateFor(config.RoleWorker); err != nil {
-		t.Fatalf("the workers' environment is not a valid worker config:\n%v", err)
-	}
+	cfg := workerConfig(t, "worker", w.Environment, dir)
 	if cfg.Profile != config.ProfileSandbox || cfg.Redis.Addr != "redis:6379" {
 		t.Errorf("profile %q, redis %q", cfg.Profile, cfg.Redis.Addr)
 	}
