@@ -107,7 +107,7 @@ func (b *Bench) newStack(name string, so sandbox.Options, tweak func(*config.Con
 	s.tokenSet = ts.ID
 	s.client = asynq.NewClient(worker.AsynqRedis(cfg.Redis))
 	s.insp = asynq.NewInspector(worker.AsynqRedis(cfg.Redis))
-	s.enq = tasks.NewEnqueuer(s.client, worker.EnqueueOptions(cfg))
+	s.enq = worker.Enqueuer(cfg, s.rdb)
 	ok = true
 	return s, nil
 }

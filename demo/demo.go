@@ -210,9 +210,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	defer func() { stopWorkers(); wg.Wait() }()
 
 	start := time.Now()
-	aclient := asynq.NewClient(worker.AsynqRedis(cfg.Redis))
-	defer aclient.Close()
-	enq := tasks.NewEnqueuer(aclient, worker.EnqueueOptions(cfg))
+	enq := worker.Enqueuer(cfg, rdb)
 	// The batch's membership, for its status and morning report.
 	var members []batch.Member
 	for i, j := range gen.Jobs {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/gatewayq/gatewayq/ledger"
 )
 
 // Budget is a job's time budget: how long the handler may wait for a
@@ -54,7 +56,21 @@ type EnqueueOptions struct {
 	// environments (or parallel tests) can share one Redis. Workers must
 	// use the same prefix (see QueueName).
 	QueuePrefix string
+	// Ledger, when set, marks each newly enqueued File "queued" in the
+	// filing ledger (*ledger.Ledger), so the ledger shows returns waiting
+	// as well as sent ones. The mark is bookkeeping: a return already
+	// filed, being sent or unresolved keeps its entry, a failed mark does
+	// not fail the enqueue, and nothing the worker guarantees depends on
+	// it. Nil: entries begin when a worker first sends the return.
+	Ledger QueueMarker
 }
+
+// QueueMarker records a return as queued; *ledger.Ledger is one.
+type QueueMarker interface {
+	Queued(ctx context.Context, key, taskID, bodyHash string) (ledger.Entry, error)
+}
+
+var _ QueueMarker = (*ledger.Ledger)(nil)
 
 // NoRetry as EnqueueOptions.MaxRetry archives a job at its first real
 // failure.
@@ -133,6 +149,12 @@ func (e *Enqueuer) Enqueue(ctx context.Context, j *Job, queue string, opts ...as
 		return Enqueued{ID: j.ID(), Queue: QueueName(e.opts.QueuePrefix, queue), Duplicate: true}, nil
 	case err != nil:
 		return Enqueued{}, fmt.Errorf("enqueue %s: %w", j.ID(), err)
+	}
+	if e.opts.Ledger != nil && j.Operation == OpFile && j.Key != nil {
+		// After the enqueue, so a failed enqueue leaves no entry claiming a
+		// queued return; refusals (filed, sending, unresolved) keep the
+		// entry that says more.
+		_, _ = e.opts.Ledger.Queued(ctx, LedgerKey(j), info.ID, BodyHash(j))
 	}
 	return Enqueued{ID: info.ID, Queue: info.Queue}, nil
 }

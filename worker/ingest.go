@@ -17,7 +17,6 @@ import (
 	"github.com/gatewayq/gatewayq/ingest"
 	"github.com/gatewayq/gatewayq/jobstatus"
 	"github.com/gatewayq/gatewayq/ledger"
-	"github.com/gatewayq/gatewayq/tasks"
 )
 
 // newIngest builds the HTTP ingest API when ingest.enabled, nil otherwise.
@@ -27,7 +26,7 @@ func newIngest(cfg *config.Config, rdb redis.UniversalClient, log *slog.Logger) 
 	if !cfg.Ingest.Enabled {
 		return nil, nil
 	}
-	enq := tasks.NewEnqueuer(asynq.NewClientFromRedisClient(rdb), EnqueueOptions(cfg))
+	enq := Enqueuer(cfg, rdb)
 	finder := jobstatus.New(asynq.NewInspectorFromRedisClient(rdb), jobstatus.Options{
 		QueuePrefix: cfg.Redis.QueuePrefix,
 		Ledger:      ledger.New(rdb, cfg.Redis.KeyPrefix),

@@ -6,23 +6,20 @@ import (
 	"log/slog"
 	"sync"
 
-	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gatewayq/gatewayq/batch"
 	"github.com/gatewayq/gatewayq/config"
 	"github.com/gatewayq/gatewayq/schedule"
-	"github.com/gatewayq/gatewayq/tasks"
 )
 
 // batchScheduler is the worker's share of the scheduled batches: every
 // worker runs one, and for each occurrence one of them enqueues the file.
 type batchScheduler struct {
-	s      *schedule.Scheduler
-	client *asynq.Client
-	log    *slog.Logger
-	names  []string
+	s     *schedule.Scheduler
+	log   *slog.Logger
+	names []string
 }
 
 // newBatchScheduler builds the scheduler of cfg.Schedule; nil when no
@@ -31,22 +28,20 @@ func newBatchScheduler(cfg *config.Config, rdb redis.UniversalClient, reg promet
 	if len(cfg.Schedule.Batches) == 0 {
 		return nil, nil
 	}
-	client := asynq.NewClient(AsynqRedis(cfg.Redis))
 	log = log.With("component", "schedule")
 	s, err := schedule.New(schedule.Options{
 		Config:    cfg.Schedule,
 		Redis:     rdb,
 		KeyPrefix: cfg.Redis.KeyPrefix,
-		Enqueuer:  tasks.NewEnqueuer(client, EnqueueOptions(cfg)),
+		Enqueuer:  Enqueuer(cfg, rdb),
 		Logger:    log,
 		Metrics:   schedule.NewMetrics(reg),
 		Recorder:  batch.New(rdb, cfg.Redis.KeyPrefix, batch.Options{Retention: cfg.Worker.ReportRetention}),
 	})
 	if err != nil {
-		_ = client.Close()
 		return nil, fmt.Errorf("schedule: %w", err)
 	}
-	b := &batchScheduler{s: s, client: client, log: log}
+	b := &batchScheduler{s: s, log: log}
 	for _, sb := range cfg.Schedule.Batches {
 		b.names = append(b.names, sb.Name)
 	}
@@ -55,8 +50,7 @@ func newBatchScheduler(cfg *config.Config, rdb redis.UniversalClient, reg promet
 
 // start runs the scheduler until ctx ends or stop is called. stop waits
 // for a run in progress to stop and release its claim (so another worker
-// takes over at once), then closes the scheduler's asynq client; call it
-// before closing Redis. A nil scheduler starts nothing.
+// takes over at once); call it before closing Redis. A nil scheduler starts nothing.
 func (b *batchScheduler) start(ctx context.Context) (stop func()) {
 	if b == nil {
 		return func() {}
@@ -73,7 +67,6 @@ func (b *batchScheduler) start(ctx context.Context) (stop func()) {
 		once.Do(func() {
 			cancel()
 			<-done
-			_ = b.client.Close()
 		})
 	}
 }

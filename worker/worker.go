@@ -192,6 +192,15 @@ func EnqueueOptions(cfg *config.Config) tasks.EnqueueOptions {
 	return tasks.EnqueueOptions{Budget: Budget(cfg), MaxRetry: maxRetry, Retention: cfg.Worker.ResultRetention, QueuePrefix: cfg.Redis.QueuePrefix}
 }
 
+// Enqueuer is a producer's Enqueuer on rdb with the config's defaults,
+// marking each new File queued in the filing ledger. It opens no
+// connection of its own: close rdb when done.
+func Enqueuer(cfg *config.Config, rdb redis.UniversalClient) *tasks.Enqueuer {
+	o := EnqueueOptions(cfg)
+	o.Ledger = ledger.New(rdb, cfg.Redis.KeyPrefix)
+	return tasks.NewEnqueuer(asynq.NewClientFromRedisClient(rdb), o)
+}
+
 // Budget is the job time budget the config implies.
 func Budget(cfg *config.Config) tasks.Budget {
 	return tasks.Budget{LimiterWait: cfg.Limits.MaxWait, Call: cfg.Gateway.CallTimeout}

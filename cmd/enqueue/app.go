@@ -196,10 +196,11 @@ func (a *app) connect(g *globals) (*session, error) {
 }
 
 // enqueuer returns an enqueuer with the workers' retry, retention and time
-// budget; close the client when done.
-func (s *session) enqueuer() (*tasks.Enqueuer, *asynq.Client) {
-	client := asynq.NewClient(s.redis)
-	return tasks.NewEnqueuer(client, worker.EnqueueOptions(s.cfg)), client
+// budget, marking new Files queued in the ledger; close its Redis client
+// when done.
+func (s *session) enqueuer() (*tasks.Enqueuer, io.Closer) {
+	rdb := s.rdb()
+	return worker.Enqueuer(s.cfg, rdb), rdb
 }
 
 // fail prints err and returns exitError.
