@@ -126,7 +126,7 @@ func printBatchStatus(w io.Writer, st batch.Status) {
 	line("progress", "%s %.1f%% (%d of %d jobs finished)", termui.Bar(st.Finished, st.Jobs, 30), st.Progress, st.Finished, st.Jobs)
 	jobs := fmt.Sprintf("%d", st.Jobs)
 	if st.Refused > 0 {
-		jobs += fmt.Sprintf(" (and %d lines refused at enqueue)", st.Refused)
+		jobs += fmt.Sprintf(" (and %d %s refused at enqueue)", st.Refused, map[bool]string{true: "line", false: "lines"}[st.Refused == 1])
 	}
 	line("jobs", "%s", jobs)
 	line("moving", "%d pending, %d active, %d scheduled, %d retry", st.Pending, st.Active, st.Scheduled, st.Retry)

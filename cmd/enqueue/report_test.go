@@ -76,7 +76,7 @@ func TestBatchCommands(t *testing.T) {
 
 	h.run("batch", "status", "b-cli").want(t, exitOK, []string{
 		"batch:      b-cli", "progress:   [######################........] 75.0% (3 of 4 jobs finished)",
-		"jobs:       4 (and 1 lines refused at enqueue)", "moving:     1 pending, 0 active, 0 scheduled, 0 retry",
+		"jobs:       4 (and 1 line refused at enqueue)", "moving:     1 pending, 0 active, 0 scheduled, 0 retry",
 		"filed:      1", "rejected:   2", "failed by class:", "      1  invalid", "      1  permission", "see them: enqueue failed --batch b-cli",
 	}, nil)
 
