@@ -15,18 +15,22 @@
 // Every setting has a variable: GATEWAYQ_ and its YAML path in upper case
 // with "_" for ".", e.g. GATEWAYQ_REDIS_ADDR, GATEWAYQ_TLS_CLIENT_KEY,
 // GATEWAYQ_ENDPOINTS_CLOUD_BASE_URL, GATEWAYQ_GATEWAY_CALL_TIMEOUT=90s,
-// GATEWAYQ_WORKER_QUEUES=realtime:6,bulk:3,redrive:1. The names are derived
+// GATEWAYQ_WORKER_QUEUES=realtime:6,bulk:3,redrive:1. A list of structs
+// takes JSON: GATEWAYQ_SCHEDULE_BATCHES='[{"name":"nightly","cron":"30 1 * * *","dir":"/in"}]'.
+// The names are derived
 // from the struct, so a new field gets its variable without more code;
 // EnvName gives the variable of a path. An empty variable counts as unset.
 // A GATEWAYQ_* variable that names no setting is an error (a typo must not
 // pass silently), except GATEWAYQ_CONFIG (the binaries' config file path)
-// and GATEWAYQ_NO_XMLLINT (a test switch).
+// and the few other names in env.go (test switches, the sandbox's admin
+// token).
 //
 // # Secrets
 //
-// oauth.client_secret, tokens.encryption_key and redis.password come from
-// the environment or, for the first two, from a *_file setting naming a
-// file readable by its owner only. Private key and secret files that group
+// oauth.client_secret, tokens.encryption_key, monitoring.password,
+// ingest.api_keys and redis.password come from the environment or, for all
+// but the last, from a *_file setting naming a file readable by its owner
+// only. Private key and secret files that group
 // or others can read are refused (CheckKeyFile). Redacted gives a copy
 // safe to log; no error of this package contains a secret.
 //

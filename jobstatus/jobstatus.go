@@ -36,7 +36,7 @@ type Status struct {
 	// read (a task of another version or type).
 	Job          *Job       `json:"job,omitempty"`
 	Retried      int        `json:"retried"`
-	MaxRetry     int        `json:"max_retry"`
+	MaxRetry     int        `json:"max_retry"` // the retry budget (tasks.RetryBudget)
 	LastError    string     `json:"last_error,omitempty"`
 	LastFailedAt *time.Time `json:"last_failed_at,omitempty"`
 	// NextRunAt is when a waiting task (pending, scheduled, retry) runs
@@ -178,7 +178,7 @@ func Describe(info *asynq.TaskInfo, prefix string) *Status {
 		TaskQueue:    info.Queue,
 		State:        info.State.String(),
 		Retried:      info.Retried,
-		MaxRetry:     info.MaxRetry,
+		MaxRetry:     tasks.RetryBudget(info.MaxRetry),
 		LastError:    info.LastErr,
 		LastFailedAt: timePtr(info.LastFailedAt),
 		CompletedAt:  timePtr(info.CompletedAt),

@@ -31,7 +31,7 @@ func TestDescribe(t *testing.T) {
 		info  asynq.TaskInfo
 		check func(t *testing.T, st *jobstatus.Status)
 	}{
-		{"pending, queue prefix taken off", asynq.TaskInfo{ID: "id-1", Queue: "env1:bulk", State: asynq.TaskStatePending, Payload: payload, MaxRetry: 25, NextProcessAt: at},
+		{"pending, queue prefix taken off, retry budget without asynq's spare attempt", asynq.TaskInfo{ID: "id-1", Queue: "env1:bulk", State: asynq.TaskStatePending, Payload: payload, MaxRetry: 26, NextProcessAt: at},
 			func(t *testing.T, st *jobstatus.Status) {
 				if st.Queue != "bulk" || st.TaskQueue != "env1:bulk" || st.State != "pending" || st.MaxRetry != 25 {
 					t.Errorf("%+v", st)

@@ -195,7 +195,7 @@ func (r *Redriver) archived(ctx context.Context, queue string, f failures.Filter
 // fromArchive makes a record of an archived task from what asynq kept:
 // the payload, and the outcome the handler wrote as its result, if any.
 func fromArchive(info *asynq.TaskInfo) failures.Record {
-	f := tasks.Failure{TaskID: info.ID, Queue: info.Queue, Retried: info.Retried, MaxRetry: info.MaxRetry,
+	f := tasks.Failure{TaskID: info.ID, Queue: info.Queue, Retried: info.Retried, MaxRetry: tasks.RetryBudget(info.MaxRetry),
 		Err: info.LastErr, Payload: info.Payload, At: info.LastFailedAt, Class: "unknown", Reason: "archived by asynq: " + info.LastErr}
 	if j, err := tasks.Decode(info.Payload); err == nil {
 		f.Job = j

@@ -76,6 +76,11 @@ var _ QueueMarker = (*ledger.Ledger)(nil)
 // failure.
 const NoRetry = -1
 
+// RetryBudget is the retry budget of a task asynq says has maxRetry: the
+// Enqueuer gives asynq one more than the budget (see Enqueue), so that
+// asynq never archives a merely delayed job.
+func RetryBudget(maxRetry int) int { return max(0, maxRetry-1) }
+
 // QueueName is the asynq queue that serves the logical queue q under prefix.
 func QueueName(prefix, q string) string { return prefix + q }
 
@@ -135,7 +140,13 @@ func (e *Enqueuer) Enqueue(ctx context.Context, j *Job, queue string, opts ...as
 	}
 	base := []asynq.Option{
 		asynq.Queue(QueueName(e.opts.QueuePrefix, queue)),
-		asynq.MaxRetry(e.opts.MaxRetry),
+		// One attempt more than the budget: asynq archives a task whose
+		// retry count has reached its MaxRetry whatever the error, a
+		// snooze included (with MaxRetry 0, the first rate-limit delay
+		// would archive the job). The handler parks a job itself when a
+		// real failure uses up the budget (Handler.ProcessTask), so asynq's
+		// own limit is never reached by failures and delays stay delays.
+		asynq.MaxRetry(e.opts.MaxRetry + 1),
 		asynq.Timeout(e.opts.Budget.TaskTimeout()),
 		asynq.Retention(e.opts.Retention),
 	}

@@ -3,6 +3,7 @@ package tasks
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -19,7 +20,8 @@ type Failure struct {
 	TaskID string
 	// Queue is the asynq queue the task ran on (with its prefix).
 	Queue string
-	// Retried and MaxRetry are the task's retry count and budget.
+	// Retried and MaxRetry are the task's retry count and budget (asynq's
+	// MaxRetry less the spare attempt, RetryBudget).
 	Retried, MaxRetry int
 	// Class is the outcome's class (gatewayclient.Class.String()); Reason
 	// says what an operator must do.
@@ -62,13 +64,52 @@ func archives(ctx context.Context, err error) bool {
 	return ok1 && ok2 && retried >= maxRetry
 }
 
+// budgetSpent parks a job whose real failure (one that spends the retry
+// budget) leaves no retry: the budget is one less than asynq's MaxRetry
+// (see Enqueuer.Enqueue). asynq would archive it one attempt later, and
+// would archive a delay (a snooze) there too; parking it here keeps
+// delays delays, and gives the job an outcome saying why it stopped.
+func (h *Handler) budgetSpent(ctx context.Context, t *asynq.Task, err error) error {
+	if err == nil || errors.Is(err, asynq.SkipRetry) || errors.Is(err, asynq.RevokeTask) || !IsFailure(err) {
+		return err
+	}
+	retried, ok1 := asynq.GetRetryCount(ctx)
+	maxRetry, ok2 := asynq.GetMaxRetry(ctx)
+	if !ok1 || !ok2 || retried < maxRetry-1 {
+		return err
+	}
+	p := &ParkedError{Class: gatewayclient.ClassOf(err), Reason: fmt.Sprintf("retries ran out (%d failed %s)", retried+1, map[bool]string{true: "attempt", false: "attempts"}[retried == 0]), Err: err}
+	var re *ReconcileError
+	if errors.As(err, &re) {
+		p.Class, p.Reason = gatewayclient.ClassUncertain, p.Reason+" while reconciling: "+re.Reason
+	}
+	out := Outcome{Class: p.Class.String(), Reason: p.Reason, FinishedAt: time.Now().UTC()}
+	var ge *gatewayclient.Error
+	if errors.As(err, &ge) {
+		out.StatusCode, out.HTTPStatus, out.ErrorMessage = ge.StatusCode, ge.HTTPStatus, ge.Message
+	}
+	if j, derr := Decode(t.Payload()); derr == nil {
+		out.Batch, out.Ref = j.Batch, j.Ref
+		if j.Key != nil {
+			out.Key = j.Key.String()
+		}
+	}
+	if werr := writeResult(t, out); werr != nil {
+		h.logger().Warn("job's outcome could not be stored", "err", werr)
+	}
+	h.logger().Warn("job's retries ran out; archived", "class", p.Class.String(), "err", err)
+	return p
+}
+
 // finalFailure describes the final failure err of task t.
 func finalFailure(ctx context.Context, t *asynq.Task, err error) Failure {
 	f := Failure{Payload: t.Payload(), Err: err.Error(), At: time.Now().UTC()}
 	f.TaskID, _ = asynq.GetTaskID(ctx)
 	f.Queue, _ = asynq.GetQueueName(ctx)
 	f.Retried, _ = asynq.GetRetryCount(ctx)
-	f.MaxRetry, _ = asynq.GetMaxRetry(ctx)
+	if m, ok := asynq.GetMaxRetry(ctx); ok {
+		f.MaxRetry = RetryBudget(m)
+	}
 	if j, derr := Decode(t.Payload()); derr == nil {
 		f.Job = j
 		if f.TaskID == "" {

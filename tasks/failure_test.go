@@ -2,10 +2,12 @@ package tasks
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 
 	"github.com/gatewayq/gatewayq/gatewayclient"
 	"github.com/gatewayq/gatewayq/internal/redistest"
+	"github.com/gatewayq/gatewayq/ratelimit"
 )
 
 // recorder is a FailureRecorder that keeps what it is told.
@@ -122,7 +125,8 @@ func TestHandlerRecordsExhaustedRetriesUnderAsynq(t *testing.T) {
 	client := asynq.NewClient(asynq.RedisClientOpt{Addr: r.Addr})
 	defer client.Close()
 	j := gstJob(t)
-	tk, err := NewTask(j, asynq.Queue(queue), asynq.MaxRetry(1))
+	// MaxRetry 2 is what the Enqueuer gives a budget of one retry.
+	tk, err := NewTask(j, asynq.Queue(queue), asynq.MaxRetry(2))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +151,85 @@ func TestHandlerRecordsExhaustedRetriesUnderAsynq(t *testing.T) {
 		t.Fatalf("recorded %d failures over two attempts, want 1 (the last)", len(got))
 	}
 	f := got[0]
-	if f.TaskID != j.ID() || f.Queue != queue || f.Retried != 1 || f.MaxRetry != 1 || f.Class != "retry_later" || f.StatusCode != 108 || f.Reason != "retries ran out" {
+	if f.TaskID != j.ID() || f.Queue != queue || f.Retried != 1 || f.MaxRetry != 1 || f.Class != "retry_later" || f.StatusCode != 108 || f.Reason != "retries ran out (2 failed attempts)" {
 		t.Fatalf("recorded %+v", f)
 	}
 }
+
+// TestNoRetryBudgetKeepsDelays: with no retries allowed (worker.max_retry
+// 0), a job delayed by the rate limiter is delayed, not archived, while a
+// job that really fails is parked at its first failure with an outcome
+// saying its retries ran out. asynq alone would archive both: it archives
+// any error once the retry count reaches MaxRetry.
+func TestNoRetryBudgetKeepsDelays(t *testing.T) {
+	t.Parallel()
+	r := redistest.New(t)
+	ctx := context.Background()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	client := asynq.NewClient(asynq.RedisClientOpt{Addr: r.Addr})
+	defer client.Close()
+	insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: r.Addr})
+	defer insp.Close()
+	enq := NewEnqueuer(client, EnqueueOptions{QueuePrefix: r.Prefix, MaxRetry: NoRetry})
+
+	run := func(queue string, h *Handler) {
+		srv := asynq.NewServer(asynq.RedisClientOpt{Addr: r.Addr}, asynq.Config{
+			Concurrency: 1, Queues: map[string]int{QueueName(r.Prefix, queue): 1}, LogLevel: asynq.FatalLevel,
+			IsFailure: IsFailure, RetryDelayFunc: func(int, error, *asynq.Task) time.Duration { return 0 },
+			DelayedTaskCheckInterval: 100 * time.Millisecond,
+		})
+		mux := asynq.NewServeMux()
+		mux.Handle(TypeGatewayCall, h)
+		if err := srv.Start(mux); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(srv.Shutdown)
+	}
+	delayed := &countingLimiter{}
+	run(QueueBulk, &Handler{Client: &fakeCaller{}, Credentials: fakeCreds{}, Limiter: delayed, Logger: quiet, Budget: Budget{Call: time.Second}})
+	failing := &fakeCaller{err: &gatewayclient.Error{Class: gatewayclient.ClassRetryLater, Operation: OpFile, StatusCode: 108, Message: "locked"}}
+	run(QueueRealtime, &Handler{Client: failing, Credentials: fakeCreds{}, Logger: quiet, Budget: Budget{Call: time.Second}})
+
+	j := gstJob(t)
+	if _, err := enq.Enqueue(ctx, j, QueueBulk); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := enq.Enqueue(ctx, j, QueueRealtime); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		info, err := insp.GetTaskInfo(QueueName(r.Prefix, QueueRealtime), j.ID())
+		if err == nil && info.State == asynq.TaskStateArchived {
+			var o Outcome
+			if jerr := json.Unmarshal(info.Result, &o); jerr != nil || o.Class != "retry_later" || o.Reason != "retries ran out (1 failed attempt)" || o.StatusCode != 108 {
+				t.Fatalf("failing job archived with outcome %+v (%v)", o, jerr)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("failing job never archived: %+v %v", info, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for delayed.calls.Load() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("delayed job tried only %d times", delayed.calls.Load())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	info, err := insp.GetTaskInfo(QueueName(r.Prefix, QueueBulk), j.ID())
+	if err != nil || info.State == asynq.TaskStateArchived || info.Retried != 0 {
+		t.Fatalf("delayed job: %+v %v; want it waiting, not archived, no retry spent", info, err)
+	}
+}
+
+// countingLimiter refuses every permit for a moment, counting the asks.
+type countingLimiter struct{ calls atomic.Int32 }
+
+func (l *countingLimiter) Acquire(context.Context, string, ratelimit.Priority, time.Duration) (*ratelimit.Permit, error) {
+	l.calls.Add(1)
+	return nil, &ratelimit.DelayError{Key: "cloud", RetryIn: 10 * time.Millisecond, Reason: "rate"}
+}
+
+func (l *countingLimiter) Throttled(context.Context, string, time.Duration) error { return nil }

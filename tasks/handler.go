@@ -157,6 +157,14 @@ func (e *ParkedError) Error() string {
 
 func (e *ParkedError) Unwrap() []error { return []error{asynq.SkipRetry, e.Err} }
 
+// maxTokenRefusals is how many times one job run has its access token
+// refused and refreshed before it gives up and parks for re-consent. Two,
+// not one: the token a refresh brings can itself be refused when the
+// refresh waited (on another worker's lock, say) past the next expiry; a
+// set IR keeps refusing costs at most two refreshes a job run, each
+// fenced to one presentation of the refresh token.
+const maxTokenRefusals = 2
+
 // ProcessTask runs one job: decode, take a rate-limit permit, call the
 // gateway within the call deadline, and map the outcome's class onto asynq.
 //
@@ -165,6 +173,7 @@ func (e *ParkedError) Unwrap() []error { return []error{asynq.SkipRetry, e.Err} 
 // index here, with one Redis command; the success path pays nothing.
 func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	err := h.process(ctx, t)
+	err = h.budgetSpent(ctx, t, err)
 	h.Metrics.job(err)
 	if h.Failures != nil && archives(ctx, err) {
 		h.recordFailure(ctx, t, err)
@@ -218,9 +227,10 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
 		callErr error
 		elapsed time.Duration
 	)
-	// At most two calls: IR refusing the access token (statusCode 1, 2)
-	// gets the token set refreshed, fleet-wide and once, and one more call
-	// with the new token; a second refusal parks the job for re-consent.
+	// IR refusing the access token (statusCode 1, 2) gets the token set
+	// refreshed, fleet-wide and once per refused token, and one more call
+	// with the new token, up to maxTokenRefusals refusals; one more parks
+	// the job for re-consent.
 	reconciled := false
 	for attempt := 0; ; attempt++ {
 		var stop error
@@ -275,7 +285,7 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
 				return err
 			}
 		}
-		if attempt > 0 || gatewayclient.ClassOf(callErr) != gatewayclient.ClassAuth || j.Auth.Mode != gatewayclient.AuthOAuth {
+		if attempt >= maxTokenRefusals || gatewayclient.ClassOf(callErr) != gatewayclient.ClassAuth || j.Auth.Mode != gatewayclient.AuthOAuth {
 			break
 		}
 		r, ok := creds.(tokenRejecter)

@@ -299,7 +299,7 @@ type credsOf struct{ c gatewayclient.Credentials }
 
 func (f credsOf) For(context.Context, Auth) (gatewayclient.Credentials, error) { return f.c, nil }
 
-func TestHandlerRefreshesOnceAfterStatusCode1(t *testing.T) {
+func TestHandlerRefreshesAfterStatusCode1(t *testing.T) {
 	t.Parallel()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	tokenInvalid := &gatewayclient.Error{Class: gatewayclient.ClassAuth, StatusCode: 1, HTTPStatus: 200, Message: "token invalid"}
@@ -312,7 +312,8 @@ func TestHandlerRefreshesOnceAfterStatusCode1(t *testing.T) {
 		wantParked  bool
 	}{
 		{"refreshed, then filed", []error{tokenInvalid, nil}, nil, 2, 1, false},
-		{"refused again after a refresh: re-consent", []error{tokenInvalid, tokenInvalid}, nil, 2, 1, true},
+		{"the refreshed token refused too (the next expiry came during the refresh): refreshed again, filed", []error{tokenInvalid, tokenInvalid, nil}, nil, 3, 2, false},
+		{"refused after two refreshes: re-consent", []error{tokenInvalid, tokenInvalid, tokenInvalid}, nil, 3, 2, true},
 		{"refresh says the set is dead: re-consent", []error{tokenInvalid}, &gatewayclient.Error{Class: gatewayclient.ClassAuth, Message: "needs re-consent: invalid_grant"}, 1, 1, true},
 	}
 	for _, tt := range tests {

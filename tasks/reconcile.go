@@ -383,7 +383,7 @@ func (h *Handler) askIR(ctx context.Context, log *slog.Logger, t *asynq.Task, j 
 func (h *Handler) lookUp(ctx context.Context, log *slog.Logger, j *Job, creds gatewayclient.Credentials, op string, payload []byte, budget Budget) (res *gatewayclient.Result, callErr, stop error) {
 	for attempt := 0; ; attempt++ {
 		res, callErr, _, stop = h.call(ctx, log, j.Endpoint, gatewayclient.Request{Endpoint: j.Endpoint, Service: j.Service, Operation: op, Payload: payload, Credentials: creds}, budget, nil)
-		if stop != nil || attempt > 0 || gatewayclient.ClassOf(callErr) != gatewayclient.ClassAuth || j.Auth.Mode != gatewayclient.AuthOAuth {
+		if stop != nil || attempt >= maxTokenRefusals || gatewayclient.ClassOf(callErr) != gatewayclient.ClassAuth || j.Auth.Mode != gatewayclient.AuthOAuth {
 			return res, callErr, stop
 		}
 		r, ok := creds.(tokenRejecter)
