@@ -18,6 +18,7 @@ import (
 	"github.com/gatewayq/gatewayq/demo"
 	"github.com/gatewayq/gatewayq/gatewayclient"
 	"github.com/gatewayq/gatewayq/internal/redistest"
+	"github.com/gatewayq/gatewayq/internal/sandboxtest"
 	"github.com/gatewayq/gatewayq/sandbox"
 	"github.com/gatewayq/gatewayq/tasks"
 	"github.com/gatewayq/gatewayq/worker"
@@ -108,31 +109,7 @@ type stack struct {
 func newStack(t *testing.T, so sandbox.Options, do demo.Options) *stack {
 	t.Helper()
 	r := redistest.New(t)
-	so.Logger = quiet()
-	sb, err := sandbox.New(so)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sb.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sb.Close() })
-	files, err := sb.PKI().WriteFiles(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if do.RateRPS == 0 {
-		do.RateRPS = 1000
-	}
-	if do.Concurrency == 0 {
-		do.Concurrency = 8
-	}
-	cfg, err := demo.Config(r.Addr, sb, files, do)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Redis.KeyPrefix = r.Prefix
-	cfg.Redis.QueuePrefix = r.Prefix
+	sb, cfg := sandboxtest.Start(t, r, so, do)
 	rdb := redis.NewClient(worker.RedisOptions(cfg.Redis))
 	t.Cleanup(func() { _ = rdb.Close() })
 	store, err := worker.TokenStore(cfg, rdb)

@@ -21,6 +21,7 @@ import (
 	"github.com/gatewayq/gatewayq/failures"
 	"github.com/gatewayq/gatewayq/gatewayclient"
 	"github.com/gatewayq/gatewayq/internal/redistest"
+	"github.com/gatewayq/gatewayq/internal/sandboxtest"
 	"github.com/gatewayq/gatewayq/jobfile"
 	"github.com/gatewayq/gatewayq/ledger"
 	"github.com/gatewayq/gatewayq/redrive"
@@ -52,25 +53,10 @@ const tokenSet = "ts-rd"
 func newStack(t *testing.T) *stack {
 	t.Helper()
 	r := redistest.New(t)
-	sb, err := sandbox.New(sandbox.Options{Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sb.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sb.Close() })
-	files, err := sb.PKI().WriteFiles(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := demo.Config(r.Addr, sb, files, demo.Options{RateRPS: 1000, Concurrency: 8})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Redis.KeyPrefix, cfg.Redis.QueuePrefix = r.Prefix, r.Prefix
+	sb, cfg := sandboxtest.Start(t, r, sandbox.Options{}, demo.Options{})
 	s := &stack{r: r, sb: sb, cfg: cfg, rdb: redis.NewClient(worker.RedisOptions(cfg.Redis))}
 	t.Cleanup(func() { _ = s.rdb.Close() })
+	var err error
 	if s.tokens, err = worker.TokenStore(cfg, s.rdb); err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/gatewayq/gatewayq/demo"
 	"github.com/gatewayq/gatewayq/gatewayclient"
 	"github.com/gatewayq/gatewayq/internal/redistest"
+	"github.com/gatewayq/gatewayq/internal/sandboxtest"
 	"github.com/gatewayq/gatewayq/sandbox"
 	"github.com/gatewayq/gatewayq/tasks"
 	"github.com/gatewayq/gatewayq/webui"
@@ -156,29 +157,13 @@ type stack struct {
 func newStack(t *testing.T) *stack {
 	t.Helper()
 	r := redistest.New(t)
-	sb, err := sandbox.New(sandbox.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sb.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sb.Close() })
-	files, err := sb.PKI().WriteFiles(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The queue prefix shows in the UI, so it is short rather than the
 	// test's own key prefix; the queues are deleted when the test ends.
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	qp := "webui-" + hex.EncodeToString(b[:]) + ":"
 	t.Cleanup(func() { r.DeletePrefix(t, qp) })
-	cfg, err := demo.Config(r.Addr, sb, files, demo.Options{QueuePrefix: qp, RateRPS: 1000, Concurrency: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Redis.KeyPrefix = r.Prefix
+	sb, cfg := sandboxtest.Start(t, r, sandbox.Options{}, demo.Options{QueuePrefix: qp, Concurrency: 4})
 	insp := asynq.NewInspector(worker.AsynqRedis(cfg.Redis))
 	t.Cleanup(func() { _ = insp.Close() })
 	return &stack{r: r, sb: sb, cfg: cfg, insp: insp}

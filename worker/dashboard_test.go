@@ -19,6 +19,7 @@ import (
 	"github.com/gatewayq/gatewayq/demo"
 	"github.com/gatewayq/gatewayq/gatewayclient"
 	"github.com/gatewayq/gatewayq/internal/redistest"
+	"github.com/gatewayq/gatewayq/internal/sandboxtest"
 	"github.com/gatewayq/gatewayq/sandbox"
 	"github.com/gatewayq/gatewayq/tasks"
 	"github.com/gatewayq/gatewayq/worker"
@@ -147,23 +148,7 @@ func TestDashboardUsesExportedMetrics(t *testing.T) {
 
 	r := redistest.New(t)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	sb, err := sandbox.New(sandbox.Options{Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sb.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sb.Close() })
-	files, err := sb.PKI().WriteFiles(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := demo.Config(r.Addr, sb, files, demo.Options{RateRPS: 1000, Concurrency: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Redis.KeyPrefix, cfg.Redis.QueuePrefix = r.Prefix, r.Prefix
+	sb, cfg := sandboxtest.Start(t, r, sandbox.Options{}, demo.Options{Concurrency: 4})
 
 	rdb := redis.NewClient(worker.RedisOptions(cfg.Redis))
 	t.Cleanup(func() { _ = rdb.Close() })

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gatewayq/gatewayq/config"
+	"github.com/gatewayq/gatewayq/internal/sandboxtest"
 	"github.com/gatewayq/gatewayq/sandbox"
 	"github.com/gatewayq/gatewayq/worker"
 )
@@ -42,18 +43,7 @@ func authEnv(t *testing.T, h *harness, sb *sandbox.Sandbox, ca string) []string 
 func TestAuthCommands(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	sb, err := sandbox.New(sandbox.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sb.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sb.Close() })
-	files, err := sb.PKI().WriteFiles(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	sb, files := sandboxtest.Sandbox(t, sandbox.Options{})
 	env := authEnv(t, h, sb, files.CA)
 
 	// login: the sandbox consents as alice; the set is stored encrypted.
