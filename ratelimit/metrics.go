@@ -1,10 +1,11 @@
 package ratelimit
 
 import (
-	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gatewayq/gatewayq/internal/promreg"
 )
 
 // Metrics are the limiter's Prometheus metrics. A nil *Metrics records
@@ -25,52 +26,36 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	const ns, sub = "gatewayq", "ratelimit"
 	return &Metrics{
-		granted: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		granted: promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "permits_granted_total",
 			Help: "Permits granted, by limit key and priority.",
 		}, []string{"key", "priority"})),
-		denied: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		denied: promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "permits_denied_total",
 			Help: "Acquire calls that returned a DelayError, by limit key and reason (rate, reserve, in_flight, paused).",
 		}, []string{"key", "reason"})),
-		wait: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		wait: promreg.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: ns, Subsystem: sub, Name: "wait_seconds",
 			Help:    "Time from the start of Acquire to a granted permit, by limit key.",
 			Buckets: []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
 		}, []string{"key"})),
-		effective: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		effective: promreg.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: ns, Subsystem: sub, Name: "effective_rate",
 			Help: "Effective fleet-wide rate in permits per second as last seen by this process, by limit key.",
 		}, []string{"key"})),
-		throttles: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		throttles: promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "throttle_signals_total",
 			Help: "Throttle signals (429, 503, ...) reported by this process, by limit key.",
 		}, []string{"key"})),
-		degraded: register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+		degraded: promreg.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: ns, Subsystem: sub, Name: "degraded",
 			Help: "1 while this process limits itself locally because Redis is unreachable.",
 		})),
-		inFlight: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		inFlight: promreg.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: ns, Subsystem: sub, Name: "in_flight",
 			Help: "Permits this process holds and has not released, by limit key.",
 		}, []string{"key"})),
 	}
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if reg == nil {
-		return c
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic(err) // a programming error: conflicting metric definitions
-	}
-	return c
 }
 
 func (m *Metrics) grant(key string, p Priority, waited time.Duration) {

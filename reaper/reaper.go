@@ -36,6 +36,8 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/gatewayq/gatewayq/internal/promreg"
 )
 
 // asynq's lease: set to dequeue time + leaseDuration and extended to now +
@@ -98,23 +100,12 @@ func New(rdb redis.UniversalClient, insp *asynq.Inspector, o Options) *Reaper {
 	if o.now == nil {
 		o.now = time.Now
 	}
-	r := &Reaper{rdb: rdb, insp: insp, o: o,
-		recovered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gatewayq_reaper_recovered_jobs_total",
-			Help: "Jobs of dead worker processes put back on their queue, by queue."}, []string{"queue"}),
-		left: prometheus.NewCounter(prometheus.CounterOpts{Name: "gatewayq_reaper_left_to_asynq_total",
-			Help: "Orphaned jobs put back MaxRecoveries times already, left to asynq's recoverer."}),
+	return &Reaper{rdb: rdb, insp: insp, o: o,
+		recovered: promreg.Register(o.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gatewayq_reaper_recovered_jobs_total",
+			Help: "Jobs of dead worker processes put back on their queue, by queue."}, []string{"queue"})),
+		left: promreg.Register(o.Registerer, prometheus.NewCounter(prometheus.CounterOpts{Name: "gatewayq_reaper_left_to_asynq_total",
+			Help: "Orphaned jobs put back MaxRecoveries times already, left to asynq's recoverer."})),
 	}
-	if o.Registerer != nil {
-		for _, c := range []prometheus.Collector{r.recovered, r.left} {
-			if err := o.Registerer.Register(c); err != nil {
-				var are prometheus.AlreadyRegisteredError
-				if !errors.As(err, &are) {
-					o.Logger.Warn("reaper metrics not registered", "err", err)
-				}
-			}
-		}
-	}
-	return r
 }
 
 // Run looks every Interval (with jitter, so a fleet's reapers don't look

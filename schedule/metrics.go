@@ -1,9 +1,9 @@
 package schedule
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gatewayq/gatewayq/internal/promreg"
 )
 
 // Metrics are the scheduler's Prometheus metrics. A nil *Metrics records
@@ -21,15 +21,15 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	const ns, sub = "gatewayq", "schedule"
 	return &Metrics{
-		runs: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		runs: promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "runs_total",
 			Help: "Runs of scheduled batches by this process, by batch name and outcome (done, rejected, missing, failed, stopped, lost).",
 		}, []string{"schedule", "outcome"})),
-		jobs: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		jobs: promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "jobs_total",
 			Help: "Job lines of scheduled batches handled by this process, by batch name and result (enqueued, duplicate, rejected).",
 		}, []string{"schedule", "result"})),
-		last: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		last: promreg.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: ns, Subsystem: sub, Name: "last_occurrence_timestamp_seconds",
 			Help: "Scheduled time of the last occurrence this process ran, by batch name and outcome: alert when the done one falls a day behind.",
 		}, []string{"schedule", "outcome"})),
@@ -47,20 +47,4 @@ func (m *Metrics) record(r *Run) {
 	m.jobs.WithLabelValues(r.Name, "enqueued").Add(float64(r.Enqueued))
 	m.jobs.WithLabelValues(r.Name, "duplicate").Add(float64(r.Duplicates))
 	m.jobs.WithLabelValues(r.Name, "rejected").Add(float64(r.Rejected))
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if reg == nil {
-		return c
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic(err) // a programming error: conflicting metric definitions
-	}
-	return c
 }
