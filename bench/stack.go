@@ -278,10 +278,15 @@ func (s *stack) close() {
 		_ = s.client.Close()
 	}
 	if s.rdb != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		iter := s.rdb.Scan(ctx, 0, s.cfg.Redis.KeyPrefix+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			s.rdb.Unlink(ctx, iter.Val())
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		// asynq's DeleteQueue leaves completed tasks behind (v0.26): in a
+		// shared Redis (--redis, the tests) a run's queues are swept by
+		// their prefix too, with gatewayq's own keys.
+		for _, pattern := range []string{s.cfg.Redis.KeyPrefix + "*", "asynq:{" + s.cfg.Redis.QueuePrefix + "*"} {
+			iter := s.rdb.Scan(ctx, 0, pattern, 1000).Iterator()
+			for iter.Next(ctx) {
+				s.rdb.Unlink(ctx, iter.Val())
+			}
 		}
 		cancel()
 		_ = s.rdb.Close()
