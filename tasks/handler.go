@@ -442,6 +442,19 @@ func (h *Handler) outcome(j *Job, res *gatewayclient.Result, err error, elapsed 
 	return o
 }
 
+// notOnboardedReason is why a job refused with statusCode 5 or 7 is parked.
+const notOnboardedReason = "configuration: the DSP is not onboarded for this operation or account type"
+
+// noDelegationReason says whose access is missing, so the operator knows
+// which myIR delegation to ask for.
+func noDelegationReason(j *Job) string {
+	who := "the account"
+	if j.Key != nil {
+		who = fmt.Sprintf("identifier %s, account type %s", j.Key.Identifier, j.Key.AccountType)
+	}
+	return fmt.Sprintf("the myIR logon behind token set %q lacks delegated access to %s", j.Auth.TokenSet, who)
+}
+
 func writeResult(t *asynq.Task, o Outcome) error {
 	w := t.ResultWriter()
 	if w == nil {
@@ -466,14 +479,10 @@ func (h *Handler) mapOutcome(log *slog.Logger, j *Job, res *gatewayclient.Result
 		return &ParkedError{Class: class, Reason: "IR rejected the request as invalid (fix the data, then re-drive)", Err: err}
 	case gatewayclient.ClassPermission:
 		log.Warn("myIR logon lacks delegated access; archived")
-		who := "the account"
-		if j.Key != nil {
-			who = fmt.Sprintf("identifier %s, account type %s", j.Key.Identifier, j.Key.AccountType)
-		}
-		return &ParkedError{Class: class, Reason: fmt.Sprintf("the myIR logon behind token set %q lacks delegated access to %s (grant it in myIR, then re-drive)", j.Auth.TokenSet, who), Err: err}
+		return &ParkedError{Class: class, Reason: noDelegationReason(j) + " (grant it in myIR, then re-drive)", Err: err}
 	case gatewayclient.ClassConfig:
 		log.Error("IR says the DSP is not set up for this; archived")
-		return &ParkedError{Class: class, Reason: "configuration: the DSP is not onboarded for this operation or account type", Err: err}
+		return &ParkedError{Class: class, Reason: notOnboardedReason, Err: err}
 	case gatewayclient.ClassAuth:
 		// Refreshing token sets fleet-wide comes with the token-set work;
 		// until then a rejected token needs the user to consent again.

@@ -40,6 +40,11 @@ import (
 //  3. A reconciliation call that fails transiently (throttled, outage,
 //     unreadable answer) retries the job later; the File is not sent
 //     meanwhile, because the ledger still refuses it.
+//  4. A reconciliation call IR refuses for the job's own data parks it:
+//     no delegated access (3, 4) as permission and not onboarded (5, 7)
+//     as configuration, the reasons the File itself would get, with the
+//     ledger entry left uncertain so that a re-drive reconciles first. A
+//     look-up IR calls invalid is parked as uncertain, for an operator.
 //
 // Each reconciliation call takes a rate-limit permit and a breaker slot
 // like any call: it costs IR a request.
@@ -321,7 +326,7 @@ func (h *Handler) askIR(ctx context.Context, log *slog.Logger, t *asynq.Task, j 
 	}
 	st, err := ReadStatus(res, callErr)
 	if err != nil {
-		return true, h.reconcileFailed(log, j, "RetrieveStatus", err)
+		return true, h.reconcileFailed(log, j, lj, "RetrieveStatus", err)
 	}
 	lctx, cancel := ledgerContext(ctx)
 	defer cancel()
@@ -344,14 +349,14 @@ func (h *Handler) askIR(ctx context.Context, log *slog.Logger, t *asynq.Task, j 
 			return true, &gatewayclient.Error{Class: gatewayclient.ClassRetryLater, Operation: "RetrieveReturn", StatusCode: res.StatusCode,
 				Message: "RetrieveStatus found the return but RetrieveReturn did not; asking again later"}
 		}
-		return true, h.reconcileFailed(log, j, "RetrieveReturn", callErr)
+		return true, h.reconcileFailed(log, j, lj, "RetrieveReturn", callErr)
 	}
 	same, err := SameFormFields([]byte(j.Body), res.Body)
 	if err != nil {
 		if errors.Is(err, errOurPayload) {
 			return true, &ParkedError{Class: gatewayclient.ClassUncertain, Reason: "cannot compare the filed return with ours: reconcile by hand", Err: err}
 		}
-		return true, h.reconcileFailed(log, j, "RetrieveReturn", &gatewayclient.Error{Class: gatewayclient.ClassMalformed, Operation: "RetrieveReturn", Message: "unreadable formFields", Err: err})
+		return true, h.reconcileFailed(log, j, lj, "RetrieveReturn", &gatewayclient.Error{Class: gatewayclient.ClassMalformed, Operation: "RetrieveReturn", Message: "unreadable formFields", Err: err})
 	}
 	if !same {
 		if j.Key.Amended {
@@ -416,19 +421,43 @@ func (h *Handler) reopen(ctx context.Context, log *slog.Logger, lj *ledgerJob, s
 // IR may answer differently later is retried (throttling and outages
 // without spending the retry budget); a refusal no retry can change is
 // parked. The File itself is never sent meanwhile.
-func (h *Handler) reconcileFailed(log *slog.Logger, j *Job, op string, err error) error {
+func (h *Handler) reconcileFailed(log *slog.Logger, j *Job, lj *ledgerJob, op string, err error) error {
 	class := gatewayclient.ClassOf(err)
 	log = log.With("class", class.String(), "err", err)
 	switch class {
 	case gatewayclient.ClassAuth:
 		log.Warn("token rejected during reconciliation; job needs re-consent")
 		return &ParkedError{Class: class, Reason: fmt.Sprintf("needs re-consent: the token set %q was rejected or has expired (the File's outcome is still unknown)", j.Auth.TokenSet), Err: err}
-	case gatewayclient.ClassInvalid, gatewayclient.ClassPermission, gatewayclient.ClassConfig:
+	case gatewayclient.ClassPermission, gatewayclient.ClassConfig:
+		// The job's data calls for this park whatever the File did (a
+		// worker that died while sending a File IR would refuse lands
+		// here). The ledger entry stays uncertain, so a re-drive once
+		// access is granted reconciles before anything is sent.
+		h.keepUncertain(log, lj, fmt.Sprintf("IR refused %s (%s)", op, class))
+		log.Warn("IR refused the reconciliation call; parked")
+		why := notOnboardedReason
+		if class == gatewayclient.ClassPermission {
+			why = noDelegationReason(j)
+		}
+		return &ParkedError{Class: class, Reason: fmt.Sprintf("%s; IR refused %s, so the File's outcome is still unknown (it is reconciled before any re-send)", why, op), Err: err}
+	case gatewayclient.ClassInvalid:
 		log.Error("IR refused the reconciliation call; parked")
 		return &ParkedError{Class: gatewayclient.ClassUncertain, Reason: fmt.Sprintf("the File's outcome is unknown and IR refused %s (%s): reconcile by hand before re-sending", op, class), Err: err}
 	}
 	log.Warn("reconciliation call failed; will retry, the File is not sent meanwhile")
 	return fmt.Errorf("reconcile with %s: %w", op, err)
+}
+
+// keepUncertain marks a File whose outcome reconciliation could not learn
+// as uncertain (from sending, when its worker died), so the batch report
+// and a re-drive see it for what it is.
+func (h *Handler) keepUncertain(log *slog.Logger, lj *ledgerJob, why string) {
+	ctx, cancel := ledgerContext(context.Background())
+	defer cancel()
+	if _, err := h.Ledger.Uncertain(ctx, lj.key, lj.taskID, why); err != nil && !errors.Is(err, ledger.ErrConflict) {
+		// Left sending, BeginSend refuses it just the same.
+		log.Error("could not mark the File uncertain in the ledger", "err", err)
+	}
 }
 
 // --- Requests -------------------------------------------------------------

@@ -119,17 +119,18 @@ func TestReconcileDecisions(t *testing.T) {
 	}
 	type script map[string][]func() (*gatewayclient.Result, error)
 	tests := []struct {
-		name      string
-		job       func(testing.TB) *Job
-		entry     ledger.State  // before the run; "" none
-		otherTask bool          // the entry was marked by another task
-		sentAgo   time.Duration // how long ago the entry was marked sending
-		refresh   *refreshing   // OAuth credentials that refresh when IR refuses them
-		answers   func(t testing.TB) script
-		wantErr   string // "" success; "parked:<class>", "reconcile", "retry", "snooze"
-		wantState ledger.State
-		wantSub   string
-		wantCalls map[string]int
+		name       string
+		job        func(testing.TB) *Job
+		entry      ledger.State  // before the run; "" none
+		otherTask  bool          // the entry was marked by another task
+		sentAgo    time.Duration // how long ago the entry was marked sending
+		refresh    *refreshing   // OAuth credentials that refresh when IR refuses them
+		answers    func(t testing.TB) script
+		wantErr    string // "" success; "parked:<class>", "reconcile", "retry", "snooze"
+		wantReason string // in a parked job's reason
+		wantState  ledger.State
+		wantSub    string
+		wantCalls  map[string]int
 	}{
 		{
 			name: "status 0 and the same form fields: filed (reconciled), never re-sent", job: gstJob, entry: ledger.StateUncertain,
@@ -250,6 +251,28 @@ func TestReconcileDecisions(t *testing.T) {
 			wantErr: "parked:auth", wantState: ledger.StateUncertain, wantCalls: map[string]int{"RetrieveStatus": 1},
 		},
 		{
+			name: "a worker died sending a File its user has no delegation for: parked as permission, left uncertain for a re-drive to reconcile", job: gstJob, entry: ledger.StateSending, sentAgo: time.Minute,
+			answers: func(testing.TB) script {
+				return script{"RetrieveStatus": {failure(gatewayclient.ClassPermission, "RetrieveStatus", true)}}
+			},
+			wantErr: "parked:permission", wantReason: "lacks delegated access to identifier 123039858, account type GST; IR refused RetrieveStatus, so the File's outcome is still unknown",
+			wantState: ledger.StateUncertain, wantCalls: map[string]int{"RetrieveStatus": 1},
+		},
+		{
+			name: "DSP not onboarded for the look-up: parked as configuration, left uncertain", job: gstJob, entry: ledger.StateUncertain,
+			answers: func(t testing.TB) script {
+				return script{"RetrieveStatus": {answer(t, "RetrieveStatus", irSample(t, gstStatus))}, "RetrieveReturn": {failure(gatewayclient.ClassConfig, "RetrieveReturn", true)}}
+			},
+			wantErr: "parked:config", wantReason: "not onboarded", wantState: ledger.StateUncertain, wantCalls: map[string]int{"RetrieveStatus": 1, "RetrieveReturn": 1},
+		},
+		{
+			name: "IR calls the look-up itself invalid: parked uncertain for an operator", job: gstJob, entry: ledger.StateUncertain,
+			answers: func(testing.TB) script {
+				return script{"RetrieveStatus": {failure(gatewayclient.ClassInvalid, "RetrieveStatus", true)}}
+			},
+			wantErr: "parked:uncertain", wantReason: "reconcile by hand", wantState: ledger.StateUncertain, wantCalls: map[string]int{"RetrieveStatus": 1},
+		},
+		{
 			name: "already filed in the ledger: done without a call", job: gstJob, entry: ledger.StateFiled,
 			answers: func(testing.TB) script { return script{} }, wantState: ledger.StateFiled, wantCalls: map[string]int{},
 		},
@@ -288,6 +311,9 @@ func TestReconcileDecisions(t *testing.T) {
 			h := &Handler{Client: c, Credentials: creds, Ledger: l, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Budget: Budget{Call: time.Second}}
 			err := h.ProcessTask(ctx, tk)
 			checkErr(t, err, tt.wantErr)
+			if p := (*ParkedError)(nil); tt.wantReason != "" && (!errors.As(err, &p) || !strings.Contains(p.Reason, tt.wantReason)) {
+				t.Fatalf("parked for %v, want a reason with %q", err, tt.wantReason)
+			}
 			e, gerr := l.Get(ctx, key)
 			if gerr != nil {
 				t.Fatal(gerr)
