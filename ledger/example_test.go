@@ -19,7 +19,7 @@ func Example() {
 	defer rdb.Close()
 	l := ledger.New(rdb, "example:ledger:")
 	key := "GST/123039858/GST/2017-07-31"
-	defer rdb.Del(ctx, l.RedisKey(key), l.StatsKey())
+	defer rdb.Del(ctx, append(l.StatsKeys(), l.RedisKey(key))...)
 
 	if _, err := l.BeginSend(ctx, key, "task-1", "sha256-of-body"); err != nil {
 		fmt.Println(err)
@@ -46,7 +46,7 @@ func ExampleLedger_Stats() {
 	rdb := redis.NewClient(&redis.Options{Addr: redistest.Addr()})
 	defer rdb.Close()
 	l := ledger.New(rdb, "example:ledger-stats:")
-	keys := []string{l.StatsKey(), l.RedisKey("GST/1/GST/2026-09-30"), l.RedisKey("GST/2/GST/2026-09-30")}
+	keys := append(l.StatsKeys(), l.RedisKey("GST/1/GST/2026-09-30"), l.RedisKey("GST/2/GST/2026-09-30"))
 	rdb.Del(ctx, keys...)
 	defer rdb.Del(ctx, keys...)
 

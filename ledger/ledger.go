@@ -12,15 +12,15 @@
 // wire. An entry found sending or uncertain means a previous attempt's
 // outcome is unknown: the caller must reconcile with IR (RetrieveStatus,
 // RetrieveReturn) before anything is sent again. The same script counts the
-// transition in the ledger's stats hash, so how many entries are in each
-// state (Ledger.Stats, NewCollector) costs one read however large the
+// transition in its shard's stats hash, so how many entries are in each
+// state (Ledger.Stats, NewCollector) costs one round trip however large the
 // ledger grows.
 //
-// Keys are "<prefix>{ledger:<id>}", and the stats hash "<prefix>ledger:stats".
-// The stats hash is a second key in the transition script: on Redis
-// Cluster the two would sit in different slots, which Cluster refuses, so
-// the ledger runs on a single Redis (or Sentinel), like the rest of the
-// worker today.
+// Keys are "<prefix>{ledger:NN}:e:<key>": the entries are spread over
+// Shards hash tags NN by a checksum of their key, and each tag has its own
+// stats hash "<prefix>{ledger:NN}:stats", so the transition script's two
+// keys always share a Redis Cluster slot while the ledger still spreads
+// over Shards slots. Stats sums the Shards hashes in one pipeline.
 package ledger
 
 import (
@@ -28,6 +28,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"strconv"
 	"strings"
 	"time"
@@ -154,11 +155,35 @@ func New(rdb redis.UniversalClient, prefix string, opts ...Option) *Ledger {
 	return l
 }
 
-// RedisKey is the Redis key of entry key.
-func (l *Ledger) RedisKey(key string) string { return l.prefix + "{ledger:" + key + "}" }
+// Shards is how many hash tags (Redis Cluster slots) the ledger's entries
+// and stats are spread over: enough to spread a cluster's load, few enough
+// that reading the stats (one HGETALL each) stays cheap at every scrape.
+const Shards = 32
 
-// StatsKey is the Redis key of the hash counting transitions (see Counts).
-func (l *Ledger) StatsKey() string { return l.prefix + "ledger:stats" }
+// shardOf is entry key's hash tag, "{ledger:NN}". The checksum is fixed
+// forever: changing it would hide every existing entry.
+func shardOf(key string) string {
+	return shardTag(int(crc32.ChecksumIEEE([]byte(key)) % Shards))
+}
+
+func shardTag(n int) string { return fmt.Sprintf("{ledger:%02d}", n) }
+
+// RedisKey is the Redis key of entry key.
+func (l *Ledger) RedisKey(key string) string { return l.prefix + shardOf(key) + ":e:" + key }
+
+// statsKey is the hash counting the transitions of the entries in the
+// shard whose tag is tag (see Stats).
+func (l *Ledger) statsKey(tag string) string { return l.prefix + tag + ":stats" }
+
+// StatsKeys are the Redis keys of the hashes counting transitions, one per
+// shard (see Stats).
+func (l *Ledger) StatsKeys() []string {
+	keys := make([]string, Shards)
+	for i := range keys {
+		keys[i] = l.statsKey(shardTag(i))
+	}
+	return keys
+}
 
 // transition is one script run: move the entry to `to` if its state is in
 // from ("absent" allowing no entry), optionally only for one task or one
@@ -210,7 +235,7 @@ func (l *Ledger) run(ctx context.Context, key string, t transition) (prev State,
 	for k, v := range t.set {
 		args = append(args, k, v)
 	}
-	res, err := transitionScript.Run(ctx, l.rdb, []string{l.RedisKey(key), l.StatsKey()}, args...).Slice()
+	res, err := transitionScript.Run(ctx, l.rdb, []string{l.RedisKey(key), l.statsKey(shardOf(key))}, args...).Slice()
 	if err != nil {
 		return "", Entry{}, false, fmt.Errorf("ledger %s: %w", key, err)
 	}
@@ -427,7 +452,7 @@ func (l *Ledger) List(ctx context.Context, state State, cursor uint64, count int
 	if count <= 0 {
 		count = 100
 	}
-	keys, next, err := l.rdb.Scan(ctx, cursor, escapeGlob(l.prefix)+"{ledger:*", count).Result()
+	keys, next, err := l.rdb.Scan(ctx, cursor, escapeGlob(l.prefix)+"{ledger:*}:e:*", count).Result()
 	if err != nil {
 		return nil, 0, fmt.Errorf("ledger: scan: %w", err)
 	}

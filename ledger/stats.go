@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 )
 
 // Transition is one edge of the ledger's state machine. From is "" for an
@@ -27,7 +28,7 @@ func (t Transition) String() string {
 
 // Stats are the ledger's counts, kept by the transition script itself (one
 // HINCRBY per state change, in the same atomic step), so reading them
-// costs one HGETALL however many entries the ledger holds.
+// costs one pipelined HGETALL per shard however many entries the ledger holds.
 type Stats struct {
 	// Entries is how many entries are in each state now; every state is
 	// present, zero when none.
@@ -41,28 +42,37 @@ type Stats struct {
 // counted its transitions (gatewayq before the stats hash) are missing from
 // them, and a state they later leave can show fewer entries than it has.
 func (l *Ledger) Stats(ctx context.Context) (Stats, error) {
-	m, err := l.rdb.HGetAll(ctx, l.StatsKey()).Result()
-	if err != nil {
+	keys := l.StatsKeys()
+	// One round trip on a single Redis; go-redis splits the pipeline by
+	// node on a cluster.
+	pipe := l.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(keys))
+	for i, k := range keys {
+		cmds[i] = pipe.HGetAll(ctx, k)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
 		return Stats{}, fmt.Errorf("ledger: stats: %w", err)
 	}
-	s := Stats{Entries: make(map[State]int64, 5), Transitions: make(map[Transition]int64, len(m))}
+	s := Stats{Entries: make(map[State]int64, 5), Transitions: make(map[Transition]int64)}
 	for _, st := range []State{StateQueued, StateSending, StateFiled, StateRejected, StateUncertain} {
 		s.Entries[st] = 0
 	}
-	for field, v := range m {
-		from, to, ok := strings.Cut(field, ">")
-		n, err := strconv.ParseInt(v, 10, 64)
-		if !ok || err != nil || !State(to).Valid() || (from != absent && !State(from).Valid()) {
-			return Stats{}, fmt.Errorf("ledger: stats: unreadable field %q = %q", field, v)
+	for i, c := range cmds {
+		for field, v := range c.Val() {
+			from, to, ok := strings.Cut(field, ">")
+			n, err := strconv.ParseInt(v, 10, 64)
+			if !ok || err != nil || !State(to).Valid() || (from != absent && !State(from).Valid()) {
+				return Stats{}, fmt.Errorf("ledger: stats: unreadable field %q = %q in %s", field, v, keys[i])
+			}
+			t := Transition{From: State(from), To: State(to)}
+			if from == absent {
+				t.From = ""
+			} else {
+				s.Entries[t.From] -= n
+			}
+			s.Entries[t.To] += n
+			s.Transitions[t] += n
 		}
-		t := Transition{From: State(from), To: State(to)}
-		if from == absent {
-			t.From = ""
-		} else {
-			s.Entries[t.From] -= n
-		}
-		s.Entries[t.To] += n
-		s.Transitions[t] = n
 	}
 	return s, nil
 }

@@ -105,7 +105,7 @@ func TestStatsRefusesAnUnreadableHash(t *testing.T) {
 	t.Parallel()
 	l, r := setup(t)
 	ctx := context.Background()
-	if err := r.Client.HSet(ctx, l.StatsKey(), "queued>nowhere", 1).Err(); err != nil {
+	if err := r.Client.HSet(ctx, l.StatsKeys()[7], "queued>nowhere", 1).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := l.Stats(ctx); err == nil || !strings.Contains(err.Error(), "queued>nowhere") {

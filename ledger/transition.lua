@@ -1,5 +1,5 @@
 -- One ledger transition on one entry (KEYS[1]), atomically, counted in
--- the ledger's stats hash (KEYS[2]).
+-- its shard's stats hash (KEYS[2], in the same hash slot).
 --
 -- ARGV[1] entry key (stored in the hash)   ARGV[2] now, unix ms
 -- ARGV[3] target state                      ARGV[4] allowed current states, comma-separated ("absent": no entry)
