@@ -75,7 +75,7 @@ import (
 
 // Enqueuer puts jobs on the queues; *tasks.Enqueuer is one.
 type Enqueuer interface {
-	Enqueue(ctx context.Context, j *tasks.Job, queue string, opts ...asynq.Option) (tasks.Enqueued, error)
+	EnqueuePrepared(ctx context.Context, p *tasks.Prepared, queue string, opts ...asynq.Option) (tasks.Enqueued, error)
 }
 
 // Finder looks jobs up; *jobstatus.Finder is one. It answers

@@ -114,11 +114,9 @@ func (h *Handler) postJobs(w http.ResponseWriter, r *http.Request) {
 	var invalid []InvalidJob
 	for i, raw := range jobs.raw {
 		j, err := tasks.Decode(raw)
+		var p *tasks.Prepared
 		if err == nil {
-			err = j.Normalize()
-		}
-		if err == nil {
-			err = j.Validate()
+			p, err = tasks.Prepare(j)
 		}
 		if err != nil {
 			bad := InvalidJob{Index: i, Fields: problems(err)}
@@ -128,7 +126,7 @@ func (h *Handler) postJobs(w http.ResponseWriter, r *http.Request) {
 			invalid = append(invalid, bad)
 			continue
 		}
-		jobs.parsed[i] = j
+		jobs.parsed[i] = p
 	}
 	if len(invalid) > 0 {
 		h.log.Info("ingest: invalid jobs refused", "caller", caller, "jobs", len(jobs.raw), "invalid", len(invalid), "fields", fieldNames(invalid))
@@ -188,23 +186,23 @@ func (h *Handler) postJobs(w http.ResponseWriter, r *http.Request) {
 // keeps one trigger posted twice with different ?queue= one job. (Two such
 // posts racing can still make two tasks; the filing ledger keeps a return
 // from being filed twice even then.)
-func (h *Handler) enqueue(ctx context.Context, j *tasks.Job, queue string) (JobResult, error) {
+func (h *Handler) enqueue(ctx context.Context, j *tasks.Prepared, queue string) (JobResult, error) {
 	id := j.ID()
 	others := slices.DeleteFunc(slices.Clone(tasks.Queues), func(q string) bool { return q == queue })
 	if len(others) > 0 {
 		st, err := h.opts.Finder.Find(ctx, id, others...)
 		switch {
 		case err == nil:
-			return JobResult{ID: id, Queue: st.Queue, State: st.State, Duplicate: true, Ref: j.Ref}, nil
+			return JobResult{ID: id, Queue: st.Queue, State: st.State, Duplicate: true, Ref: j.Ref()}, nil
 		case !errors.Is(err, jobstatus.ErrNotFound):
 			return JobResult{}, err
 		}
 	}
-	res, err := h.opts.Enqueuer.Enqueue(ctx, j, queue)
+	res, err := h.opts.Enqueuer.EnqueuePrepared(ctx, j, queue)
 	if err != nil {
 		return JobResult{}, err
 	}
-	jr := JobResult{ID: res.ID, Queue: queue, State: "pending", Duplicate: res.Duplicate, Ref: j.Ref}
+	jr := JobResult{ID: res.ID, Queue: queue, State: "pending", Duplicate: res.Duplicate, Ref: j.Ref()}
 	if res.Duplicate {
 		jr.State = ""
 		st, err := h.opts.Finder.Find(ctx, id, queue)
@@ -219,10 +217,10 @@ func (h *Handler) enqueue(ctx context.Context, j *tasks.Job, queue string) (JobR
 	return jr, nil
 }
 
-// postedJobs are a request's jobs: raw, then parsed.
+// postedJobs are a request's jobs: raw, then validated.
 type postedJobs struct {
 	raw    []json.RawMessage
-	parsed []*tasks.Job
+	parsed []*tasks.Prepared
 }
 
 // readJobs checks the request's type and size and splits its body into
@@ -259,7 +257,7 @@ func (h *Handler) readJobs(w http.ResponseWriter, r *http.Request) (postedJobs, 
 		e.body.Limit = int64(h.opts.MaxJobs)
 		return postedJobs{}, false, e
 	}
-	return postedJobs{raw: raw, parsed: make([]*tasks.Job, len(raw))}, list, nil
+	return postedJobs{raw: raw, parsed: make([]*tasks.Prepared, len(raw))}, list, nil
 }
 
 // splitJobs splits a body into its jobs: one object, an array, or

@@ -114,9 +114,20 @@ type Enqueued struct {
 	Duplicate bool
 }
 
-// NewTask validates j (after normalising it) and returns its asynq task,
-// with the job's deterministic task ID.
-func NewTask(j *Job, opts ...asynq.Option) (*asynq.Task, error) {
+// Prepared is a job that passed Normalize and Validate, frozen as the task
+// payload it is enqueued with. Validation (IR's XSD above all) is most of
+// an enqueue's cost, so a caller that checks a whole list before enqueuing
+// any of it (the ingest API) prepares each job once and enqueues the
+// Prepared values.
+type Prepared struct {
+	job     Job // as normalised; never changed after Prepare
+	id      string
+	payload []byte
+}
+
+// Prepare normalises j in place, validates it and encodes it. Validation
+// errors wrap ErrInvalidJob.
+func Prepare(j *Job) (*Prepared, error) {
 	if err := j.Normalize(); err != nil {
 		return nil, err
 	}
@@ -127,8 +138,29 @@ func NewTask(j *Job, opts ...asynq.Option) (*asynq.Task, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode job: %w", err)
 	}
-	opts = append([]asynq.Option{asynq.TaskID(j.ID())}, opts...)
-	return asynq.NewTask(TypeGatewayCall, payload, opts...), nil
+	return &Prepared{job: *j, id: j.ID(), payload: payload}, nil
+}
+
+// ID is the job's task ID.
+func (p *Prepared) ID() string { return p.id }
+
+// Ref is the caller's reference of the job, if it gave one.
+func (p *Prepared) Ref() string { return p.job.Ref }
+
+// task is the asynq task of p, with its deterministic task ID.
+func (p *Prepared) task(opts ...asynq.Option) *asynq.Task {
+	opts = append([]asynq.Option{asynq.TaskID(p.id)}, opts...)
+	return asynq.NewTask(TypeGatewayCall, p.payload, opts...)
+}
+
+// NewTask validates j (after normalising it) and returns its asynq task,
+// with the job's deterministic task ID.
+func NewTask(j *Job, opts ...asynq.Option) (*asynq.Task, error) {
+	p, err := Prepare(j)
+	if err != nil {
+		return nil, err
+	}
+	return p.task(opts...), nil
 }
 
 // Enqueue validates j and puts it on queue (QueueRealtime, QueueBulk or
@@ -138,6 +170,20 @@ func (e *Enqueuer) Enqueue(ctx context.Context, j *Job, queue string, opts ...as
 	if err := CheckQueue(queue); err != nil {
 		return Enqueued{}, err
 	}
+	p, err := Prepare(j)
+	if err != nil {
+		return Enqueued{}, err
+	}
+	return e.EnqueuePrepared(ctx, p, queue, opts...)
+}
+
+// EnqueuePrepared is Enqueue for a job already prepared (and so
+// validated).
+func (e *Enqueuer) EnqueuePrepared(ctx context.Context, p *Prepared, queue string, opts ...asynq.Option) (Enqueued, error) {
+	if err := CheckQueue(queue); err != nil {
+		return Enqueued{}, err
+	}
+	j := &p.job
 	base := []asynq.Option{
 		asynq.Queue(QueueName(e.opts.QueuePrefix, queue)),
 		// One attempt more than the budget: asynq archives a task whose
@@ -150,16 +196,12 @@ func (e *Enqueuer) Enqueue(ctx context.Context, j *Job, queue string, opts ...as
 		asynq.Timeout(e.opts.Budget.TaskTimeout()),
 		asynq.Retention(e.opts.Retention),
 	}
-	t, err := NewTask(j, append(base, opts...)...)
-	if err != nil {
-		return Enqueued{}, err
-	}
-	info, err := e.client.EnqueueContext(ctx, t)
+	info, err := e.client.EnqueueContext(ctx, p.task(append(base, opts...)...))
 	switch {
 	case errors.Is(err, asynq.ErrTaskIDConflict), errors.Is(err, asynq.ErrDuplicateTask):
-		return Enqueued{ID: j.ID(), Queue: QueueName(e.opts.QueuePrefix, queue), Duplicate: true}, nil
+		return Enqueued{ID: p.id, Queue: QueueName(e.opts.QueuePrefix, queue), Duplicate: true}, nil
 	case err != nil:
-		return Enqueued{}, fmt.Errorf("enqueue %s: %w", j.ID(), err)
+		return Enqueued{}, fmt.Errorf("enqueue %s: %w", p.id, err)
 	}
 	if e.opts.Ledger != nil && j.Operation == OpFile && j.Key != nil {
 		// After the enqueue, so a failed enqueue leaves no entry claiming a

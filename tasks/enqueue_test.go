@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/hibiken/asynq"
@@ -44,5 +45,49 @@ func TestEnqueueMarksQueued(t *testing.T) {
 	}
 	if e, _ := l.Get(ctx, LedgerKey(j)); e.State != ledger.StateFiled || e.SubmissionKey != "S" {
 		t.Fatalf("a filed return re-enqueued: %+v, want it still filed", e)
+	}
+}
+
+// TestPrepareFreezesTheJob: a prepared job is enqueued as it was when it
+// was validated, whatever its caller does to the Job afterwards, and a
+// prepared duplicate is reported as one.
+func TestPrepareFreezesTheJob(t *testing.T) {
+	t.Parallel()
+	r := redistest.New(t)
+	ctx := context.Background()
+	client := asynq.NewClient(asynq.RedisClientOpt{Addr: r.Addr})
+	defer client.Close()
+	enq := NewEnqueuer(client, EnqueueOptions{QueuePrefix: r.Prefix})
+
+	j := gstJob(t)
+	p, err := Prepare(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Key == nil || p.ID() != j.ID() {
+		t.Fatalf("Prepare did not normalise the job in place: key %v, ID %s vs %s", j.Key, p.ID(), j.ID())
+	}
+	want := j.Body
+	j.Body = "<not-what-was-validated/>"
+	res, err := enq.EnqueuePrepared(ctx, p, QueueRealtime)
+	if err != nil || res.Duplicate || res.ID != p.ID() {
+		t.Fatalf("EnqueuePrepared: %+v, %v", res, err)
+	}
+	info, err := asynq.NewInspector(asynq.RedisClientOpt{Addr: r.Addr}).GetTaskInfo(QueueName(r.Prefix, QueueRealtime), res.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Decode(info.Payload)
+	if err != nil || got.Body != want {
+		t.Fatalf("enqueued body changed after Prepare (%v)", err)
+	}
+	if res, err := enq.EnqueuePrepared(ctx, p, QueueRealtime); err != nil || !res.Duplicate {
+		t.Fatalf("second EnqueuePrepared: %+v, %v; want a duplicate", res, err)
+	}
+	if _, err := enq.EnqueuePrepared(ctx, p, "nightly"); !errors.Is(err, ErrInvalidJob) {
+		t.Fatalf("unknown queue: %v", err)
+	}
+	if _, err := Prepare(&Job{Service: "returns", Operation: OpFile}); !errors.Is(err, ErrInvalidJob) {
+		t.Fatalf("Prepare of an invalid job: %v", err)
 	}
 }
