@@ -170,5 +170,17 @@ func (j *Job) ID() string {
 	return fmt.Sprintf("%s:%s:%s", j.Service, j.Operation, sum)
 }
 
-// Marshal encodes the job as a task payload.
-func (j *Job) Marshal() ([]byte, error) { return json.Marshal(j) }
+// Marshal encodes the job as a task payload. The body's markup is kept as
+// it is, not escaped for HTML (\u003c for every <): a payload's XML is
+// most of its size, so escaping would store a third more in Redis and cost
+// time on every enqueue and every decode.
+func (j *Job) Marshal() ([]byte, error) {
+	var b bytes.Buffer
+	b.Grow(len(j.Body) + 512)
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(j); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}

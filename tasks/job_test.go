@@ -1,6 +1,7 @@
 package tasks
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -140,6 +141,28 @@ func TestDecode(t *testing.T) {
 				t.Fatalf("err = %v, want ErrInvalidJob containing %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestMarshalKeepsMarkup: the payload stores the body's XML as it is (no
+// \u003c escapes) and decodes back to the same job.
+func TestMarshalKeepsMarkup(t *testing.T) {
+	t.Parallel()
+	j := gstJob(t)
+	j.Ref = "a&b <c>"
+	b, err := j.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(b, []byte(`\u003c`)) || !bytes.Contains(b, []byte("<ret1:fileRequest")) || bytes.HasSuffix(b, []byte("\n")) {
+		t.Fatalf("payload escapes the markup or ends in a newline: %.120s", b)
+	}
+	got, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Body != j.Body || got.Ref != j.Ref || got.ID() != j.ID() {
+		t.Fatalf("round trip changed the job")
 	}
 }
 
