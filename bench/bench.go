@@ -1,6 +1,6 @@
 // Package bench is gatewayq's benchmark: the sandbox with a throttle of R
 // requests/s per client certificate and a realistic latency, a Redis, and P
-// real worker OS processes, running five scenarios side by side in one run
+// real worker OS processes, running six scenarios side by side in one run
 // so that every figure is a ratio or a count measured on the same machine
 // at the same time:
 //
@@ -14,6 +14,10 @@
 //   - overhead: an unlimited, instant sandbox: jobs/s through our whole path
 //     against a bare asynq handler making the same HTTPS call, and Redis
 //     commands per job.
+//   - enqueue: a file of demo returns through `enqueue bulk`'s path
+//     (decode, validate against IR's XSD, enqueue, ledger, batch record)
+//     against the same work one Client.Enqueue at a time, and bare asynq
+//     enqueues of the same lines: jobs/s, and how much the heap grew.
 //   - chaos: a batch of returns across many OAuth token sets, through lost
 //     and hung responses after IR committed them, every access token
 //     expiring mid-batch and worker processes SIGKILLed every few seconds:
@@ -49,10 +53,11 @@ const (
 	ScenarioOutage    = "outage"
 	ScenarioOverhead  = "overhead"
 	ScenarioChaos     = "chaos"
+	ScenarioEnqueue   = "enqueue"
 )
 
 // Scenarios lists every scenario in the order they run.
-var Scenarios = []string{ScenarioFleetRate, ScenarioAdapt, ScenarioOutage, ScenarioOverhead, ScenarioChaos}
+var Scenarios = []string{ScenarioFleetRate, ScenarioAdapt, ScenarioOutage, ScenarioOverhead, ScenarioEnqueue, ScenarioChaos}
 
 // Options shape a benchmark run.
 type Options struct {
@@ -78,7 +83,8 @@ type Options struct {
 	// Progress receives a line per step; nil for none.
 	Progress io.Writer
 
-	chaos *ChaosShape // the integration test's smaller chaos run
+	chaos       *ChaosShape // the integration test's smaller chaos run
+	enqueueJobs int         // the integration test's smaller enqueue run
 }
 
 // Bench runs scenarios.
@@ -98,6 +104,7 @@ type Report struct {
 	Adapt     *Adapt     `json:"adapt,omitempty"`
 	Outage    *Outage    `json:"outage,omitempty"`
 	Overhead  *Overhead  `json:"overhead,omitempty"`
+	Enqueue   *Enqueue   `json:"enqueue,omitempty"`
 	Chaos     *Chaos     `json:"chaos,omitempty"`
 	Seconds   float64    `json:"seconds"`
 }
@@ -179,6 +186,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			rep.Outage, err = b.outage(ctx)
 		case ScenarioOverhead:
 			rep.Overhead, err = b.overhead(ctx)
+		case ScenarioEnqueue:
+			rep.Enqueue, err = b.enqueueScenario(ctx)
 		case ScenarioChaos:
 			rep.Chaos, err = b.chaos(ctx)
 			if err == nil {

@@ -124,3 +124,20 @@ func TestChaos(t *testing.T) {
 		t.Fatalf("%d filed once + %d parked != %d jobs", c.FiledOnce, c.Parked, c.Jobs)
 	}
 }
+
+// TestEnqueueScenario runs the bulk-enqueue scenario on a small file, so
+// the benchmark cannot rot unseen: every line of the file is enqueued by
+// each of the three ways, and the rates are measured.
+func TestEnqueueScenario(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, Options{RedisAddr: redistest.New(t).Addr, Scenarios: []string{ScenarioEnqueue}, Self: "unused", enqueueJobs: 1000, Progress: t.Output()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := rep.Enqueue
+	if e == nil || e.Jobs != 1000 || e.SampleJobs != 250 || e.FileMB <= 0 || e.OursJobsPerS <= 0 || e.OneByOneJobsPerS <= 0 || e.BareJobsPerS <= 0 || e.Speedup <= 0 {
+		t.Fatalf("enqueue = %+v", e)
+	}
+}

@@ -68,6 +68,11 @@ type GenerateOptions struct {
 	// DenyEvery makes every n-th return use an identifier its user may
 	// not act for (the sandbox is told by Denied()).
 	DenyEvery int
+	// FirstBase is where the IRD numbers' 8-digit bases start (a return
+	// takes one to three). Zero value: 12,300,000. Calls with bases far
+	// enough apart make different returns, so a large file can be
+	// generated a chunk at a time.
+	FirstBase int
 }
 
 // Denial is an (identifier, account type) the demo's sandbox refuses a user.
@@ -82,6 +87,9 @@ func Generate(o GenerateOptions) (*Batch, []Denial, error) {
 	b := &Batch{}
 	var denials []Denial
 	base := 12_300_000
+	if o.FirstBase > 0 {
+		base = o.FirstBase
+	}
 	nextIRD := func() string {
 		for {
 			base++
