@@ -2,9 +2,10 @@
 # Runs gatewayq's checks the way CI does: go vet, then every test with the
 # race detector against a real Redis. Works on a fresh machine: when no
 # Redis answers at $REDIS_ADDR (default 127.0.0.1:6379) it starts one on a
-# free port, installing Debian's redis-server first if it is missing; it
-# installs xmllint (libxml2-utils), which the XSD agreement tests compare
-# our validator with.
+# free port. It installs Debian's redis-server when it is missing, even
+# when a Redis answers: the Redis Cluster tests start their own nodes
+# (internal/redistest.Cluster). It installs xmllint (libxml2-utils), which
+# the XSD agreement tests compare our validator with.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +27,10 @@ apt_install() {
 	$sudo apt-get update -qq >/dev/null 2>&1 || true
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
 }
+
+if ! command -v redis-server >/dev/null && [ -z "${REDIS_SERVER:-}" ]; then
+	apt_install redis-server || log "could not install redis-server; the Redis Cluster tests will fail"
+fi
 
 addr="${REDIS_ADDR:-127.0.0.1:6379}"
 started_redis=""

@@ -77,19 +77,22 @@ func runDoomedWorker() {
 func TestOwnScriptsRunOnRedisCluster(t *testing.T) {
 	c := redistest.Cluster(t)
 	prefix := "cc-" + randHex(4) + ":"
-	for name, run := range map[string]func(*testing.T, *redis.ClusterClient, string){
-		"ledger":    testLedger,
-		"ratelimit": testRatelimit,
-		"breaker":   testBreaker,
-		"auth":      testAuth,
-		"failures":  testFailures,
-		"schedule":  testScheduleAndBatch,
-		"batch":     testBatch,
-		"reaper":    testReaper,
+	for _, part := range []struct {
+		name string
+		run  func(*testing.T, *redis.ClusterClient, string)
+	}{
+		{"ledger", testLedger},
+		{"ratelimit", testRatelimit},
+		{"breaker", testBreaker},
+		{"auth", testAuth},
+		{"failures", testFailures},
+		{"schedule", testScheduleAndBatch},
+		{"batch", testBatch},
+		{"reaper", testReaper},
 	} {
-		t.Run(name, func(t *testing.T) {
+		t.Run(part.name, func(t *testing.T) {
 			t.Parallel()
-			run(t, c, prefix+name+":")
+			part.run(t, c, prefix+part.name+":")
 		})
 	}
 }
@@ -498,13 +501,14 @@ func testScheduleAndBatch(t *testing.T, c *redis.ClusterClient, prefix string) {
 	// Worker a's file opens slowly: it holds its claim past the lease,
 	// renewing it, while worker b tries to claim the same occurrence.
 	opened, proceed := make(chan struct{}), make(chan struct{})
+	var openOnce sync.Once
 	slowOpen := func(ctx context.Context, path string) (io.ReadCloser, error) {
 		f, err := os.Open(path)
 		if err != nil {
 			return nil, err
 		}
 		if strings.HasSuffix(path, "2026-11-25.jsonl") {
-			close(opened)
+			openOnce.Do(func() { close(opened) })
 			select {
 			case <-proceed:
 			case <-ctx.Done():
@@ -664,22 +668,25 @@ func testReaper(t *testing.T, c *redis.ClusterClient, prefix string) {
 	if err := child.Start(); err != nil {
 		t.Fatal(err)
 	}
-	killed := false
-	t.Cleanup(func() {
-		if !killed {
-			_ = child.Process.Kill()
-			_ = child.Wait()
-		}
-	})
+	exited := make(chan struct{})
+	go func() {
+		_ = child.Wait()
+		close(exited)
+	}()
+	kill := func() {
+		_ = child.Process.Kill()
+		<-exited
+	}
+	t.Cleanup(kill)
 	waitFor(t, 30*time.Second, "the doomed worker takes the job", func() bool {
-		if child.ProcessState != nil {
-			t.Fatalf("the doomed worker exited: %s", stderr)
+		select {
+		case <-exited:
+			t.Fatalf("the doomed worker exited on its own: %s", stderr)
+		default:
 		}
 		return c.SIsMember(ctx, started, info.ID).Val()
 	})
-	_ = child.Process.Kill()
-	_ = child.Wait()
-	killed = true
+	kill()
 	if ti, err := insp.GetTaskInfo(queue, info.ID); err != nil || ti.State != asynq.TaskStateActive {
 		t.Fatalf("the dead worker's job: %+v, %v, want active", ti, err)
 	}

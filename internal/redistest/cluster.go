@@ -52,7 +52,7 @@ func Cluster(tb testing.TB) *redis.ClusterClient {
 		}
 		bin = p
 	} else if _, err := os.Stat(bin); err != nil {
-		tb.Fatalf("redistest: cannot start a Redis Cluster: REDIS_SERVER=%s: %v", bin, err)
+		tb.Fatalf("redistest: cannot start a Redis Cluster: REDIS_SERVER=%s: %v (point it at a redis-server, or unset it to use the one on PATH)", bin, err)
 	}
 
 	dir := tb.TempDir()
