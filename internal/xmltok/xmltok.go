@@ -42,7 +42,9 @@
 // Line and column numbers are those encoding/xml reports: a token's
 // position is what Decoder.InputPos returned just before RawToken returned
 // it (columns count bytes, from 1), and a SyntaxError's line is the line
-// encoding/xml's SyntaxError names, with the same message.
+// encoding/xml's SyntaxError names, with the same message. (The one message
+// worded differently is a DeclError's for an encoding other than UTF-8:
+// encoding/xml's names its Decoder.CharsetReader.)
 package xmltok
 
 import (
@@ -154,9 +156,10 @@ func New(doc []byte) *Tokenizer {
 }
 
 // Reset makes t tokenize doc from its start, keeping the memory t
-// allocated for attributes.
+// allocated for attributes but no reference to the previous document.
 func (t *Tokenizer) Reset(doc []byte) {
 	attrs := t.attrs[:0]
+	clear(attrs[:cap(attrs)])
 	*t = Tokenizer{src: doc, attrs: attrs, pcLine: 1, keepAttrWS: t.keepAttrWS}
 }
 
