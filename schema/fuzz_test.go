@@ -2,8 +2,10 @@ package schema
 
 import (
 	"errors"
+	"math/big"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 )
 
@@ -52,5 +54,35 @@ func FuzzTranslateRegex(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, pat string) {
 		_, _ = compilePattern(pat)
+	})
+}
+
+// FuzzDecimal holds isDecimalLexical to the regular expression it
+// replaced, and the order of parseDecimal's numbers to big.Rat's.
+func FuzzDecimal(f *testing.F) {
+	re := regexp.MustCompile(`^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$`)
+	seeds := []string{"", "+", "-", ".", "5.", ".5", "+.5", "-0.", "-.0", "0", "00012.3400", "12.34", "1e5", "1.2.3", " 1", "1 ", "١٢", "+-1", "3093.36", "-3093.360", "0.51", "0.6", "999999999999999999999.1"}
+	for i, a := range seeds {
+		f.Add(a, seeds[(i+5)%len(seeds)])
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		for _, s := range []string{a, b} {
+			if ok := isDecimalLexical(s); ok != re.MatchString(s) {
+				t.Fatalf("isDecimalLexical(%q) = %v, the regexp says %v", s, ok, !ok)
+			}
+		}
+		va, okA := parseDecimal(a)
+		vb, okB := parseDecimal(b)
+		if okA != re.MatchString(a) || okB != re.MatchString(b) {
+			t.Fatalf("parseDecimal(%q) %v, (%q) %v", a, okA, b, okB)
+		}
+		if !okA || !okB {
+			return
+		}
+		ra, _ := new(big.Rat).SetString(a)
+		rb, _ := new(big.Rat).SetString(b)
+		if got, want := va.num.cmp(vb.num), ra.Cmp(rb); got != want {
+			t.Fatalf("%q vs %q: cmp %d, big.Rat says %d", a, b, got, want)
+		}
 	})
 }

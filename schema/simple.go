@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/big"
 	"regexp"
 	"strconv"
 	"strings"
@@ -72,11 +71,11 @@ type facets struct {
 
 // value is a parsed value in a primitive's value space.
 type value struct {
-	s   string   // the normalized lexical form (string-like types)
-	num *big.Rat // decimal
-	f   float64  // float/double
-	b   bool     // boolean
-	t   timeVal  // date, dateTime, time, gYear, gYearMonth
+	s   string  // the normalized lexical form (string-like types)
+	num decimal // decimal
+	f   float64 // float/double
+	b   bool    // boolean
+	t   timeVal // date, dateTime, time, gYear, gYearMonth
 	// digits of a decimal: total significant digits and fraction digits,
 	// after dropping leading and trailing zeros as the value space does.
 	total, frac int
@@ -312,7 +311,7 @@ func quote(s string) string {
 func compareValues(p primitive, a, b value) int {
 	switch p {
 	case primDecimal:
-		return a.num.Cmp(b.num)
+		return a.num.cmp(b.num)
 	case primFloat:
 		switch {
 		case a.f < b.f:
@@ -394,18 +393,16 @@ var timeKindName = map[primitive]string{
 }
 
 var (
-	decimalLexical = regexp.MustCompile(`^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$`)
-	floatLexical   = regexp.MustCompile(`^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$`)
+	floatLexical = regexp.MustCompile(`^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$`)
 )
 
 // parseDecimal parses an xsd:decimal and counts its digits in the value
 // space: leading integer zeros and trailing fraction zeros do not count.
+// The number is kept as its digits (see decimal), not as a big.Rat: every
+// amount in a return is parsed at enqueue, and making and comparing Rats
+// was a tenth of a bulk enqueue's CPU.
 func parseDecimal(s string) (value, bool) {
-	if !decimalLexical.MatchString(s) {
-		return value{}, false
-	}
-	r, ok := new(big.Rat).SetString(s)
-	if !ok {
+	if !isDecimalLexical(s) {
 		return value{}, false
 	}
 	body := strings.TrimLeft(s, "+-")
@@ -416,7 +413,73 @@ func parseDecimal(s string) (value, bool) {
 	if total == 0 {
 		total = 1 // zero has one digit
 	}
-	return value{num: r, total: total, frac: len(fracPart)}, true
+	return value{num: decimal{neg: s[0] == '-', ip: intPart, fp: fracPart}, total: total, frac: len(fracPart)}, true
+}
+
+// isDecimalLexical is xsd:decimal's lexical space,
+// [+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+), without a regexp.
+func isDecimalLexical(s string) bool {
+	i, digits := 0, 0
+	if i < len(s) && (s[i] == '+' || s[i] == '-') {
+		i++
+	}
+	for i < len(s) && '0' <= s[i] && s[i] <= '9' {
+		i, digits = i+1, digits+1
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		for i < len(s) && '0' <= s[i] && s[i] <= '9' {
+			i, digits = i+1, digits+1
+		}
+	}
+	return i == len(s) && digits > 0
+}
+
+// decimal is an exact decimal number as its digits: the integer part
+// without leading zeros and the fraction without trailing zeros, so that
+// comparing two is comparing strings.
+type decimal struct {
+	neg    bool
+	ip, fp string
+}
+
+func (d decimal) sign() int {
+	switch {
+	case d.ip == "" && d.fp == "":
+		return 0 // -0 is 0
+	case d.neg:
+		return -1
+	}
+	return 1
+}
+
+// cmp orders two decimals: -1, 0 or 1.
+func (d decimal) cmp(e decimal) int {
+	ds, es := d.sign(), e.sign()
+	if ds != es || ds == 0 {
+		return compareInts(ds, es)
+	}
+	// Same sign: compare magnitudes. A longer integer part is larger; then
+	// digit by digit, the fraction's included (no trailing zeros, so
+	// "5" < "51" is 0.5 < 0.51).
+	m := compareInts(len(d.ip), len(e.ip))
+	if m == 0 {
+		m = strings.Compare(d.ip, e.ip)
+	}
+	if m == 0 {
+		m = strings.Compare(d.fp, e.fp)
+	}
+	return ds * m
+}
+
+func compareInts(a, b int) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 // Time lexical forms. Years have at least four digits, no leading zeros
