@@ -28,6 +28,15 @@ const (
 	DefaultProgressInterval = time.Second
 )
 
+// BulkGCPercent is the garbage collector target (as GOGC) for a process
+// whose main work is a bulk enqueue (cmd/enqueue bulk). Each line is
+// decoded into short-lived garbage while little stays live (the heap is
+// flat in the file's size), so at Go's default of 100 the collector ran
+// about a fifth of the time; at 400 a 100,000-line file took a third less
+// time for about 20 MB more heap. A library cannot know it has the process
+// to itself, so Enqueue leaves the setting to its caller.
+const BulkGCPercent = 400
+
 // EnqueueOptions shape a bulk enqueue. The zero value enqueues on
 // tasks.QueueBulk under a new batch ID.
 type EnqueueOptions struct {

@@ -7,6 +7,7 @@ import (
 	"github.com/gatewayq/gatewayq/internal/termui"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -90,6 +91,9 @@ func (a *app) bulk(ctx context.Context, g *globals, args []string) int {
 		in = f
 	}
 
+	if os.Getenv("GOGC") == "" {
+		defer debug.SetGCPercent(debug.SetGCPercent(jobfile.BulkGCPercent))
+	}
 	bar := newProgressPrinter(a.stderr, termui.IsTerminal(a.stderr))
 	opts.OnProgress = bar.print
 	opts.ProgressInterval = bar.interval
