@@ -336,6 +336,12 @@ type Worker struct {
 	// HealthAddr is the host:port of the health and metrics listener.
 	// Required. Default ":8080".
 	HealthAddr string `yaml:"health_addr"`
+	// AdminOnly runs the process for its listeners alone (health,
+	// /metrics, the monitoring UI, the ingest API) and the nightly
+	// scheduler: it takes no jobs (no asynq server, no reaper), so an
+	// operators' UI or a front door can be scaled, restarted or given
+	// little CPU without touching the fleet's filings. Default false.
+	AdminOnly bool `yaml:"admin_only"`
 }
 
 // Monitoring is the operators' web UI (asynqmon: queues, tasks, failures)

@@ -21,10 +21,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/gatewayq/gatewayq/config"
 	"github.com/gatewayq/gatewayq/internal/redistest"
 	"github.com/gatewayq/gatewayq/internal/syncbuf"
 	"github.com/gatewayq/gatewayq/sandbox"
+	"github.com/gatewayq/gatewayq/tasks"
 	"github.com/gatewayq/gatewayq/worker"
 )
 
@@ -273,5 +276,48 @@ func TestHealthzIgnoresCertificates(t *testing.T) {
 	}
 	if code, _ := readyz(t, addr); code != http.StatusServiceUnavailable {
 		t.Fatalf("readyz with an expired certificate: %d, want 503", code)
+	}
+}
+
+// TestAdminOnlyTakesNoJobs: an admin-only worker serves its listeners but
+// never runs a job, and is not one of asynq's servers for its queues.
+func TestAdminOnlyTakesNoJobs(t *testing.T) {
+	t.Parallel()
+	r := redistest.New(t)
+	cfg := healthConfig(r, sandboxPKI(t))
+	cfg.Worker.AdminOnly = true
+	w, err := worker.New(worker.Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := run(t, w)
+	if code, rd := readyz(t, addr); code != http.StatusOK {
+		t.Fatalf("/readyz %d %+v", code, rd)
+	}
+	_ = scrape(t, addr)
+
+	client := asynq.NewClient(worker.AsynqRedis(cfg.Redis))
+	defer client.Close()
+	q := tasks.QueueName(cfg.Redis.QueuePrefix, tasks.QueueRealtime)
+	if _, err := client.Enqueue(asynq.NewTask(tasks.TypeGatewayCall, []byte(`{}`), asynq.Queue(q), asynq.TaskID("admin-only"))); err != nil {
+		t.Fatal(err)
+	}
+	insp := asynq.NewInspector(worker.AsynqRedis(cfg.Redis))
+	defer insp.Close()
+	// A job-taking worker would have taken the task within a second
+	// (it polls every 100 ms) and registered within its heartbeat.
+	time.Sleep(6 * time.Second)
+	info, err := insp.GetTaskInfo(q, "admin-only")
+	if err != nil || info.State != asynq.TaskStatePending {
+		t.Fatalf("task %+v, %v; want it still pending", info, err)
+	}
+	servers, err := insp.Servers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range servers {
+		if _, ok := s.Queues[q]; ok {
+			t.Fatalf("an asynq server serves %s: %+v", q, s)
+		}
 	}
 }

@@ -388,23 +388,35 @@ func (w *Worker) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	if err := w.breaker.Start(ctx); err != nil {
-		w.closeHealth()
-		return fmt.Errorf("start circuit breaker: %w", err)
+	takesJobs := !w.cfg.Worker.AdminOnly
+	if takesJobs {
+		if err := w.breaker.Start(ctx); err != nil {
+			w.closeHealth()
+			return fmt.Errorf("start circuit breaker: %w", err)
+		}
+		if err := w.srv.Start(w.mux); err != nil {
+			w.closeHealth()
+			_ = w.breaker.Close()
+			return fmt.Errorf("start asynq server: %w", err)
+		}
+		rctx, stopReaper := context.WithCancel(ctx)
+		defer stopReaper()
+		go w.reaper.Run(rctx)
 	}
-	if err := w.srv.Start(w.mux); err != nil {
-		w.closeHealth()
-		_ = w.breaker.Close()
-		return fmt.Errorf("start asynq server: %w", err)
-	}
-	rctx, stopReaper := context.WithCancel(ctx)
-	defer stopReaper()
-	go w.reaper.Run(rctx)
 	checkCertificates(w.certs, time.Now(), w.log) // logs a certificate near or past its expiry
-	w.log.Info("worker running", "concurrency", w.cfg.Worker.Concurrency, "queues", w.cfg.Worker.Queues.String(), "health", w.HealthAddr())
+	if takesJobs {
+		w.log.Info("worker running", "concurrency", w.cfg.Worker.Concurrency, "queues", w.cfg.Worker.Queues.String(), "health", w.HealthAddr())
+	} else {
+		w.log.Info("worker running admin-only: serving its listeners, taking no jobs", "health", w.HealthAddr())
+	}
+	stopJobs := func() {
+		if takesJobs {
+			w.srv.Shutdown()
+			_ = w.breaker.Close()
+		}
+	}
 	if err := w.startIngest(); err != nil {
-		w.srv.Shutdown()
-		_ = w.breaker.Close()
+		stopJobs()
 		w.closeHealth()
 		return err
 	}
@@ -414,8 +426,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.log.Info("worker stopping: waiting for jobs in flight", "timeout", w.cfg.Worker.ShutdownTimeout)
 	w.stopIngest() // no new triggers first
 	stopSchedule() // a run in progress releases its claim to another worker
-	w.srv.Shutdown()
-	_ = w.breaker.Close()
+	stopJobs()
 	w.closeHealth()
 	w.client.CloseIdleConnections()
 	_ = w.rdb.Close()

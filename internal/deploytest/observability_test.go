@@ -79,8 +79,9 @@ func TestEnvNamesAreSettings(t *testing.T) {
 	}
 }
 
-// TestAdminService: the admin UI is a worker whose listener is published
-// on the host's loopback only, configured like the other workers.
+// TestAdminService: the admin UI is a worker in admin-only mode (it takes
+// no jobs) whose listener is published on the host's loopback only,
+// configured like the other workers.
 func TestAdminService(t *testing.T) {
 	t.Parallel()
 	doc := readCompose(t)
@@ -102,6 +103,9 @@ func TestAdminService(t *testing.T) {
 	cfg := workerConfig(t, "admin", a.Environment, dir)
 	if _, p, _ := net.SplitHostPort(cfg.Worker.HealthAddr); p != port {
 		t.Errorf("admin listens on %s, the workers on %s", cfg.Worker.HealthAddr, port)
+	}
+	if !cfg.Worker.AdminOnly {
+		t.Error("the admin service takes jobs: want worker.admin_only (GATEWAYQ_WORKER_ADMIN_ONLY) true")
 	}
 	if !strings.Contains(strings.Join(a.Healthcheck.Test, " "), ":"+port+"/healthz") {
 		t.Errorf("admin healthcheck %v", a.Healthcheck.Test)
