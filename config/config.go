@@ -63,6 +63,11 @@ type Redis struct {
 	// DB is the logical database number, >= 0. Default 0. Redis Cluster
 	// supports only 0.
 	DB int `yaml:"db"`
+	// Cluster says Addr is one node of a Redis Cluster: the workers and
+	// the CLI discover the others from it, and asynq runs on the cluster.
+	// gatewayq's own scripts keep each call's keys in one hash slot, so
+	// they run unchanged there. DB must be 0. Default false.
+	Cluster bool `yaml:"cluster"`
 	// KeyPrefix starts every key gatewayq itself writes (asynq uses its own
 	// "asynq:" keys). Required; must not contain "{" or "}" because our Lua
 	// scripts use hash tags to keep their keys in one Redis Cluster slot.

@@ -73,12 +73,17 @@ func (c *Config) ValidateFor(role Role) error {
 
 	// redis
 	switch {
+	case c.Redis.Addr == "" && c.Redis.Cluster:
+		es.add("redis.addr", errors.New("required with redis.cluster: one node of the cluster"))
 	case c.Redis.Addr == "" && !sandbox:
 		es.add("redis.addr", errors.New("required outside the sandbox profile"))
 	case c.Redis.Addr != "":
 		if err := checkHostPort(c.Redis.Addr, true); err != nil {
 			es.add("redis.addr", err)
 		}
+	}
+	if c.Redis.Cluster && c.Redis.DB != 0 {
+		es.add("redis.db", fmt.Errorf("must be 0 with redis.cluster (Redis Cluster has only database 0), got %d", c.Redis.DB))
 	}
 	if c.Redis.DB < 0 {
 		es.add("redis.db", fmt.Errorf("must be >= 0, got %d", c.Redis.DB))

@@ -39,6 +39,8 @@ func TestValidateFields(t *testing.T) {
 		{name: "redis addr without port", mutate: func(c *Config) { c.Redis.Addr = "redis.internal" }, fields: []string{"redis.addr"}},
 		{name: "redis addr as a URL", mutate: func(c *Config) { c.Redis.Addr = "redis://u:p@h:6379" }, fields: []string{"redis.addr"}},
 		{name: "redis db negative", mutate: func(c *Config) { c.Redis.DB = -1 }, fields: []string{"redis.db"}},
+		{name: "redis cluster has only db 0", mutate: func(c *Config) { c.Redis.Cluster, c.Redis.DB = true, 2 }, fields: []string{"redis.db"}},
+		{name: "redis cluster needs a node", mutate: func(c *Config) { c.Redis.Cluster, c.Redis.Addr = true, "" }, fields: []string{"redis.addr"}},
 		{name: "redis key prefix empty", mutate: func(c *Config) { c.Redis.KeyPrefix = "" }, fields: []string{"redis.key_prefix"}},
 		{name: "redis key prefix with hash tag", mutate: func(c *Config) { c.Redis.KeyPrefix = "{gq}:" }, fields: []string{"redis.key_prefix"}},
 		{name: "redis queue prefix with hash tag", mutate: func(c *Config) { c.Redis.QueuePrefix = "a}b:" }, fields: []string{"redis.queue_prefix"}},

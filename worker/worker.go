@@ -46,7 +46,7 @@ type Options struct {
 type Worker struct {
 	cfg     *config.Config
 	log     *slog.Logger
-	rdb     *redis.Client
+	rdb     redis.UniversalClient
 	client  *gatewayclient.Client
 	srv     *asynq.Server
 	mux     *asynq.ServeMux
@@ -79,8 +79,26 @@ func RedisOptions(c config.Redis) *redis.Options {
 	}
 }
 
+// NewRedis opens a go-redis client of the configured Redis: a cluster
+// client when redis.cluster is set (the other nodes are discovered from
+// redis.addr), else a client of the one server. Close it when done.
+func NewRedis(c config.Redis) redis.UniversalClient {
+	if c.Cluster {
+		return redis.NewClusterClient(&redis.ClusterOptions{
+			Addrs:       []string{c.Addr},
+			Username:    c.Username,
+			Password:    c.Password,
+			DialTimeout: c.DialTimeout,
+		})
+	}
+	return redis.NewClient(RedisOptions(c))
+}
+
 // AsynqRedis maps the config onto asynq's connection options.
-func AsynqRedis(c config.Redis) asynq.RedisClientOpt {
+func AsynqRedis(c config.Redis) asynq.RedisConnOpt {
+	if c.Cluster {
+		return asynq.RedisClusterClientOpt{Addrs: []string{c.Addr}, Username: c.Username, Password: c.Password, DialTimeout: c.DialTimeout}
+	}
 	return asynq.RedisClientOpt{Addr: c.Addr, Username: c.Username, Password: c.Password, DB: c.DB, DialTimeout: c.DialTimeout}
 }
 
@@ -265,7 +283,7 @@ func New(opts Options) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	rdb := redis.NewClient(RedisOptions(cfg.Redis))
+	rdb := NewRedis(cfg.Redis)
 	creds, err := Credentials(cfg, rdb)
 	if err != nil {
 		_ = rdb.Close()

@@ -167,7 +167,7 @@ func parse(fs *flag.FlagSet, args []string) ([]string, int, bool) {
 type session struct {
 	cfg    *config.Config
 	prefix string
-	redis  asynq.RedisClientOpt
+	redis  asynq.RedisConnOpt
 }
 
 // connect loads and validates the configuration. It does not dial Redis:

@@ -17,8 +17,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/gatewayq/gatewayq/auth"
 	"github.com/gatewayq/gatewayq/gatewayclient"
 	"github.com/gatewayq/gatewayq/worker"
@@ -69,7 +67,7 @@ func (a *app) tokenStore(g *globals) (*auth.Store, *auth.OAuthClient, func(), er
 	if s.cfg.Tokens.EncryptionKey == "" {
 		return nil, nil, nil, errors.New("tokens.encryption_key is not set (GATEWAYQ_TOKENS_ENCRYPTION_KEY): token sets are stored encrypted")
 	}
-	rdb := redis.NewClient(worker.RedisOptions(s.cfg.Redis))
+	rdb := worker.NewRedis(s.cfg.Redis)
 	store, err := worker.TokenStore(s.cfg, rdb)
 	if err != nil {
 		_ = rdb.Close()

@@ -29,7 +29,7 @@ line number) for worker.report_retention.
 `
 
 // rdb opens a go-redis client on the workers' Redis; close it when done.
-func (s *session) rdb() *redis.Client { return redis.NewClient(worker.RedisOptions(s.cfg.Redis)) }
+func (s *session) rdb() redis.UniversalClient { return worker.NewRedis(s.cfg.Redis) }
 
 // batches returns the batch store under the config's key prefix.
 func (s *session) batches(rdb redis.UniversalClient, now func() time.Time) *batch.Store {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/gatewayq/gatewayq/jobstatus"
 	"github.com/gatewayq/gatewayq/ledger"
@@ -51,7 +50,7 @@ func (a *app) status(ctx context.Context, g *globals, args []string) int {
 	}
 	insp := asynq.NewInspector(s.redis)
 	defer insp.Close()
-	rdb := redis.NewClient(worker.RedisOptions(s.cfg.Redis))
+	rdb := worker.NewRedis(s.cfg.Redis)
 	defer rdb.Close()
 
 	finder := jobstatus.New(insp, jobstatus.Options{QueuePrefix: s.prefix, Ledger: ledger.New(rdb, s.cfg.Redis.KeyPrefix)})
