@@ -13,6 +13,8 @@ import (
 	"testing"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/gatewayq/gatewayq/internal/irsamples"
 )
 
 const repoRoot = "../.."
@@ -74,76 +76,12 @@ func corpus(t testing.TB) []doc {
 	return docs
 }
 
-// extractPayloads is package schema's test helper of the same name (see
-// schema/helpers_test.go), reduced: it returns the outermost elements in an
-// IR types namespace as standalone documents, with the namespace
-// declarations of their ancestors copied onto their start tags.
+// extractPayloads returns the outermost elements in an IR types
+// namespace as standalone documents (irsamples.Payloads); a sample it
+// cannot read gives none.
 func extractPayloads(data []byte) [][]byte {
-	const irTypesPrefix = "urn:www.ird.govt.nz/GWS:types/"
-	d := xml.NewDecoder(bytes.NewReader(data))
-	d.Strict = true
-	var stack []map[string]string
-	var out [][]byte
-	inPayload := -1
-	var start int64
-	var inherited map[string]string
-	for {
-		off := d.InputOffset()
-		tok, err := d.Token()
-		if err != nil {
-			return out
-		}
-		switch tk := tok.(type) {
-		case xml.StartElement:
-			decls := map[string]string{}
-			for _, a := range tk.Attr {
-				switch {
-				case a.Name.Space == "xmlns":
-					decls[a.Name.Local] = a.Value
-				case a.Name.Space == "" && a.Name.Local == "xmlns":
-					decls[""] = a.Value
-				}
-			}
-			if inPayload < 0 && strings.HasPrefix(tk.Name.Space, irTypesPrefix) {
-				inPayload, start = len(stack), off
-				inherited = map[string]string{}
-				for _, f := range stack {
-					for p, u := range f {
-						inherited[p] = u
-					}
-				}
-				for p := range decls {
-					delete(inherited, p)
-				}
-			}
-			stack = append(stack, decls)
-		case xml.EndElement:
-			stack = stack[:len(stack)-1]
-			if inPayload == len(stack) {
-				frag := data[start:d.InputOffset()]
-				end := bytes.IndexAny(frag, " \t\r\n/>")
-				var b bytes.Buffer
-				b.Write(frag[:end])
-				prefixes := make([]string, 0, len(inherited))
-				for p := range inherited {
-					prefixes = append(prefixes, p)
-				}
-				sort.Strings(prefixes)
-				for _, p := range prefixes {
-					if p == "" {
-						b.WriteString(` xmlns="`)
-					} else {
-						b.WriteString(` xmlns:` + p + `="`)
-					}
-					xml.EscapeText(&b, []byte(inherited[p]))
-					b.WriteString(`"`)
-				}
-				b.Write(frag[end:])
-				out = append(out, b.Bytes())
-				inPayload = -1
-			}
-		}
-	}
+	p, _ := irsamples.Payloads(data)
+	return p
 }
 
 // tricky are documents that exercise every rule the two tokenizers must
