@@ -18,6 +18,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/gatewayq/gatewayq/batch"
+	"github.com/gatewayq/gatewayq/ledger"
 	"github.com/gatewayq/gatewayq/tasks"
 )
 
@@ -202,6 +203,11 @@ func Enqueue(ctx context.Context, r io.Reader, enq *tasks.Enqueuer, opts Enqueue
 	}
 	start := opts.Now()
 	run := &run{opts: opts, enq: enq, inFlight: map[int]struct{}{}}
+	if !opts.DryRun {
+		// Files are marked queued in the filing ledger a few hundred at a
+		// time, after their jobs are on the queue: a round trip a job less.
+		run.marker = enq.BatchMarker()
+	}
 	run.report.Batch = opts.Batch
 
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -240,6 +246,11 @@ func Enqueue(ctx context.Context, r io.Reader, enq *tasks.Enqueuer, opts Enqueue
 	finished, ioErr := run.read(ctx, sc, items)
 	close(items)
 	wg.Wait()
+	if run.marker != nil {
+		fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		run.flushMarks(fctx, run.takeMarks(0))
+		fcancel()
+	}
 	if rest := run.takeUnrecorded(); len(rest) > 0 {
 		// The lines left are enqueued: record them even when the run was
 		// stopped, so that they count as done.
@@ -303,8 +314,9 @@ func (o *EnqueueOptions) withDefaults(r io.Reader) error {
 
 // run is the shared state of one Enqueue call.
 type run struct {
-	opts EnqueueOptions
-	enq  *tasks.Enqueuer
+	opts   EnqueueOptions
+	enq    *tasks.Enqueuer
+	marker tasks.QueueMarks // nil: each enqueue marks its own File
 
 	lines, valid, enqueued, duplicates, rejected atomic.Int64
 	bytesRead                                    atomic.Int64
@@ -317,10 +329,12 @@ type run struct {
 	inFlight map[int]struct{}
 	// unrecorded are members waiting for the Recorder.
 	unrecorded []batch.Member
-	failed     []int // lines whose enqueue failed on a Redis error
-	nextLine   int   // the line after the last one read
-	errs       []*LineError
-	report     Report
+	// marks are Files enqueued and not yet marked queued in the ledger.
+	marks    []ledger.Mark
+	failed   []int // lines whose enqueue failed on a Redis error
+	nextLine int   // the line after the last one read
+	errs     []*LineError
+	report   Report
 }
 
 // read feeds the workers until the input ends (finished), fails (the I/O
@@ -375,11 +389,21 @@ func (r *run) handle(ctx context.Context, stop context.CancelCauseFunc, it item)
 		if r.opts.DryRun {
 			err = dryRun(j)
 		} else {
-			var res tasks.Enqueued
-			// Enqueue normalises and validates (tasks.NewTask), so each line
+			var (
+				res  tasks.Enqueued
+				mark *ledger.Mark
+			)
+			// Enqueue normalises and validates (tasks.Prepare), so each line
 			// is validated once, here, in parallel.
-			res, err = r.enq.Enqueue(ctx, j, r.opts.Queue, r.opts.TaskOptions...)
+			if r.marker != nil {
+				res, mark, err = r.enq.EnqueueUnmarked(ctx, j, r.opts.Queue, r.opts.TaskOptions...)
+			} else {
+				res, err = r.enq.Enqueue(ctx, j, r.opts.Queue, r.opts.TaskOptions...)
+			}
 			if err == nil {
+				if mark != nil {
+					r.mark(ctx, *mark)
+				}
 				r.valid.Add(1)
 				if res.Duplicate {
 					r.duplicates.Add(1)
@@ -444,6 +468,35 @@ func (r *run) keep(ctx context.Context, stop context.CancelCauseFunc, line int, 
 	r.mu.Unlock()
 	if full != nil {
 		r.record(ctx, stop, full)
+	}
+}
+
+// mark queues a ledger mark, writing a batch of them when it is full.
+func (r *run) mark(ctx context.Context, m ledger.Mark) {
+	r.mu.Lock()
+	r.marks = append(r.marks, m)
+	r.mu.Unlock()
+	r.flushMarks(ctx, r.takeMarks(recordEvery))
+}
+
+// takeMarks takes the marks waiting, if there are at least atLeast of them.
+func (r *run) takeMarks(atLeast int) []ledger.Mark {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.marks) == 0 || len(r.marks) < atLeast {
+		return nil
+	}
+	ms := r.marks
+	r.marks = nil
+	return ms
+}
+
+// flushMarks records marks in the ledger. Like the mark Enqueuer.Enqueue
+// makes, it is bookkeeping: a failure loses the marks (each entry begins
+// when a worker sends its return) and never fails the run.
+func (r *run) flushMarks(ctx context.Context, ms []ledger.Mark) {
+	if len(ms) > 0 {
+		_, _ = r.marker.MarkQueued(ctx, ms)
 	}
 }
 

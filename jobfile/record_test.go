@@ -8,8 +8,13 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/gatewayq/gatewayq/batch"
+	"github.com/gatewayq/gatewayq/internal/redistest"
 	"github.com/gatewayq/gatewayq/jobfile"
+	"github.com/gatewayq/gatewayq/ledger"
+	"github.com/gatewayq/gatewayq/tasks"
 )
 
 // TestEnqueueRecordsTheBatch: every enqueued job, duplicate and refused
@@ -112,5 +117,39 @@ func TestEnqueueStopsWhenRecordingFails(t *testing.T) {
 		if !rec.lines[l] {
 			t.Fatalf("line %d is before the resume line %d but was never recorded", l, se.ResumeLine)
 		}
+	}
+}
+
+// TestEnqueueMarksFilesQueuedInBatches: with an Enqueuer that keeps the
+// filing ledger, every enqueued File ends marked queued under its task,
+// though the marks are written a few hundred at a time.
+func TestEnqueueMarksFilesQueuedInBatches(t *testing.T) {
+	t.Parallel()
+	r := redistest.New(t)
+	client := asynq.NewClient(asynq.RedisClientOpt{Addr: r.Addr})
+	t.Cleanup(func() { _ = client.Close() })
+	l := ledger.New(r.Client, r.Prefix)
+	enq := tasks.NewEnqueuer(client, tasks.EnqueueOptions{QueuePrefix: r.Prefix, Ledger: l})
+	lines, good := mixedFile(t, 600) // more than two batches of marks
+	rep, err := jobfile.Enqueue(t.Context(), strings.NewReader(strings.Join(lines, "\n")), enq, jobfile.EnqueueOptions{})
+	if err != nil || rep.Enqueued != good {
+		t.Fatalf("report %+v, %v", rep, err)
+	}
+	for line, id := range taskIDs(t, lines) {
+		j, err := tasks.Decode([]byte(lines[line-1]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := j.Normalize(); err != nil {
+			t.Fatal(err)
+		}
+		e, err := l.Get(t.Context(), tasks.LedgerKey(j))
+		if err != nil || e.State != ledger.StateQueued || e.TaskID != id || e.BodyHash != tasks.BodyHash(j) {
+			t.Fatalf("line %d: ledger %+v, %v; want queued by %s", line, e, err, id)
+		}
+	}
+	s, err := l.Stats(t.Context())
+	if err != nil || s.Entries[ledger.StateQueued] != int64(good) {
+		t.Fatalf("ledger stats %v, %v; want %d queued", s.Entries, err, good)
 	}
 }

@@ -226,16 +226,22 @@ const (
 	fWhy        = "why"
 )
 
+// script is the transition script's keys and arguments for t on key.
+func (l *Ledger) script(key string, t transition) (keys []string, args []any) {
+	now := strconv.FormatInt(l.now().UnixMilli(), 10)
+	args = []any{key, now, string(t.to), strings.Join(t.from, ","), t.expectTask, attemptArg(t), boolArg(t.incrAttempts), strings.Join(t.clear, ",")}
+	for k, v := range t.set {
+		args = append(args, k, v)
+	}
+	return []string{l.RedisKey(key), l.statsKey(shardOf(key))}, args
+}
+
 func (l *Ledger) run(ctx context.Context, key string, t transition) (prev State, e Entry, ok bool, err error) {
 	if key == "" {
 		return "", Entry{}, false, errors.New("ledger: empty key")
 	}
-	now := strconv.FormatInt(l.now().UnixMilli(), 10)
-	args := []any{key, now, string(t.to), strings.Join(t.from, ","), t.expectTask, attemptArg(t), boolArg(t.incrAttempts), strings.Join(t.clear, ",")}
-	for k, v := range t.set {
-		args = append(args, k, v)
-	}
-	res, err := transitionScript.Run(ctx, l.rdb, []string{l.RedisKey(key), l.statsKey(shardOf(key))}, args...).Slice()
+	keys, args := l.script(key, t)
+	res, err := transitionScript.Run(ctx, l.rdb, keys, args...).Slice()
 	if err != nil {
 		return "", Entry{}, false, fmt.Errorf("ledger %s: %w", key, err)
 	}
@@ -298,6 +304,71 @@ func (l *Ledger) Queued(ctx context.Context, key, taskID, bodyHash string) (Entr
 		return e, refusal(key, e, true)
 	}
 	return e, nil
+}
+
+// Mark is a return to record as queued: see MarkQueued.
+type Mark struct {
+	Key, TaskID, BodyHash string
+}
+
+// queuedIfNew is MarkQueued's transition: Queued's, but from no entry or
+// a queued one only.
+func queuedIfNew(m Mark) transition {
+	return transition{
+		to: StateQueued, from: []string{absent, string(StateQueued)},
+		clear: []string{fClass, fCode, fMessage, fWhy},
+		set:   map[string]string{fTask: m.TaskID, fBody: m.BodyHash},
+	}
+}
+
+// MarkQueued records many returns as queued in one round trip: a bulk
+// enqueue's marks, a few hundred at a time, after their jobs are on the
+// queue. Unlike Queued it only creates an entry or refreshes a queued
+// one, never a rejected one: by the time a batch of marks is written, a
+// worker may have taken one of its jobs and had it rejected, and that
+// outcome stands. It returns how many marks were recorded; the others
+// found their entry filed, in flight or rejected, which is not an error.
+func (l *Ledger) MarkQueued(ctx context.Context, marks []Mark) (int, error) {
+	if len(marks) == 0 {
+		return 0, nil
+	}
+	// EVALSHA in a pipeline cannot fall back to EVAL by itself: load the
+	// script first (on every master of a cluster), and run any mark that
+	// still finds it missing on its own below.
+	if err := transitionScript.Load(ctx, l.rdb).Err(); err != nil {
+		return 0, fmt.Errorf("ledger: load script: %w", err)
+	}
+	cmds := make([]*redis.Cmd, len(marks))
+	pipe := l.rdb.Pipeline()
+	var errs []error
+	for i, m := range marks {
+		if m.Key == "" {
+			errs = append(errs, errors.New("ledger: empty key"))
+			continue
+		}
+		keys, args := l.script(m.Key, queuedIfNew(m))
+		cmds[i] = transitionScript.EvalSha(ctx, pipe, keys, args...)
+	}
+	_, _ = pipe.Exec(ctx) // each command's own error is read below
+	n := 0
+	for i, c := range cmds {
+		if c == nil {
+			continue
+		}
+		res, err := c.Slice()
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			var ok bool
+			if _, _, ok, err = l.run(ctx, marks[i].Key, queuedIfNew(marks[i])); err == nil && ok {
+				n++
+			}
+		} else if err == nil && len(res) == 3 && res[0] == "ok" {
+			n++
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("ledger %s: %w", marks[i].Key, err))
+		}
+	}
+	return n, errors.Join(errs...)
 }
 
 // BeginSend marks key sending for taskID, atomically, if nothing is filed

@@ -226,3 +226,56 @@ func TestListByState(t *testing.T) {
 		t.Fatal("List accepted an unknown state")
 	}
 }
+
+// TestMarkQueued: a batch of marks creates new entries and refreshes
+// queued ones in one call, and leaves filed, in-flight and rejected
+// entries as they are (a worker's outcome stands).
+func TestMarkQueued(t *testing.T) {
+	t.Parallel()
+	l, _ := setup(t)
+	ctx := context.Background()
+	if _, err := l.Queued(ctx, "queued", "t0", "h0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.BeginSend(ctx, "sending", "t0", "h0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.BeginSend(ctx, "filed", "t0", "h0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Filed(ctx, "filed", "t0", ledger.Filing{SubmissionKey: "S"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.BeginSend(ctx, "rejected", "t0", "h0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Rejected(ctx, "rejected", "t0", ledger.Rejection{Class: "permission", Code: "4"}); err != nil {
+		t.Fatal(err)
+	}
+	var marks []ledger.Mark
+	for _, k := range []string{"new-1", "new-2", "queued", "sending", "filed", "rejected"} {
+		marks = append(marks, ledger.Mark{Key: k, TaskID: "t1", BodyHash: "h1"})
+	}
+	n, err := l.MarkQueued(ctx, marks)
+	if err != nil || n != 3 {
+		t.Fatalf("MarkQueued = %d, %v; want 3 recorded", n, err)
+	}
+	want := map[string]ledger.State{"new-1": ledger.StateQueued, "new-2": ledger.StateQueued, "queued": ledger.StateQueued,
+		"sending": ledger.StateSending, "filed": ledger.StateFiled, "rejected": ledger.StateRejected}
+	for k, st := range want {
+		e, err := l.Get(ctx, k)
+		if err != nil || e.State != st {
+			t.Errorf("%s: %+v, %v; want %s", k, e, err, st)
+		}
+		if st == ledger.StateQueued && e.TaskID != "t1" {
+			t.Errorf("%s: task %s, want the mark's t1", k, e.TaskID)
+		}
+	}
+	s, err := l.Stats(ctx)
+	if err != nil || s.Entries[ledger.StateQueued] != 3 {
+		t.Fatalf("stats %v, %v; want 3 queued", s.Entries, err)
+	}
+	if n, err := l.MarkQueued(ctx, []ledger.Mark{{Key: "", TaskID: "t"}}); n != 0 || err == nil {
+		t.Fatalf("an empty key: %d, %v", n, err)
+	}
+}

@@ -180,8 +180,48 @@ func (e *Enqueuer) Enqueue(ctx context.Context, j *Job, queue string, opts ...as
 // EnqueuePrepared is Enqueue for a job already prepared (and so
 // validated).
 func (e *Enqueuer) EnqueuePrepared(ctx context.Context, p *Prepared, queue string, opts ...asynq.Option) (Enqueued, error) {
+	res, mark, err := e.enqueue(ctx, p, queue, opts...)
+	if mark != nil {
+		// After the enqueue, so a failed enqueue leaves no entry claiming a
+		// queued return; refusals (filed, sending, unresolved) keep the
+		// entry that says more.
+		_, _ = e.opts.Ledger.Queued(ctx, mark.Key, mark.TaskID, mark.BodyHash)
+	}
+	return res, err
+}
+
+// QueueMarks is a QueueMarker that records many marks in one round trip;
+// *ledger.Ledger is one.
+type QueueMarks interface {
+	MarkQueued(ctx context.Context, marks []ledger.Mark) (int, error)
+}
+
+// BatchMarker is the Enqueuer's ledger when it can record marks in
+// batches, for EnqueueUnmarked's callers; nil otherwise.
+func (e *Enqueuer) BatchMarker() QueueMarks {
+	m, _ := e.opts.Ledger.(QueueMarks)
+	return m
+}
+
+// EnqueueUnmarked is Enqueue without the ledger mark: it returns the mark
+// to make instead (nil when there is none: a duplicate, a job that is no
+// File, an Enqueuer without a ledger), for a caller that records many at
+// once through BatchMarker. A bulk enqueue does, saving a round trip a job.
+func (e *Enqueuer) EnqueueUnmarked(ctx context.Context, j *Job, queue string, opts ...asynq.Option) (Enqueued, *ledger.Mark, error) {
 	if err := CheckQueue(queue); err != nil {
-		return Enqueued{}, err
+		return Enqueued{}, nil, err
+	}
+	p, err := Prepare(j)
+	if err != nil {
+		return Enqueued{}, nil, err
+	}
+	return e.enqueue(ctx, p, queue, opts...)
+}
+
+// enqueue puts p on queue and says which ledger mark is due, if any.
+func (e *Enqueuer) enqueue(ctx context.Context, p *Prepared, queue string, opts ...asynq.Option) (Enqueued, *ledger.Mark, error) {
+	if err := CheckQueue(queue); err != nil {
+		return Enqueued{}, nil, err
 	}
 	j := &p.job
 	base := []asynq.Option{
@@ -199,17 +239,15 @@ func (e *Enqueuer) EnqueuePrepared(ctx context.Context, p *Prepared, queue strin
 	info, err := e.client.EnqueueContext(ctx, p.task(append(base, opts...)...))
 	switch {
 	case errors.Is(err, asynq.ErrTaskIDConflict), errors.Is(err, asynq.ErrDuplicateTask):
-		return Enqueued{ID: p.id, Queue: QueueName(e.opts.QueuePrefix, queue), Duplicate: true}, nil
+		return Enqueued{ID: p.id, Queue: QueueName(e.opts.QueuePrefix, queue), Duplicate: true}, nil, nil
 	case err != nil:
-		return Enqueued{}, fmt.Errorf("enqueue %s: %w", p.id, err)
+		return Enqueued{}, nil, fmt.Errorf("enqueue %s: %w", p.id, err)
 	}
+	var mark *ledger.Mark
 	if e.opts.Ledger != nil && j.Operation == OpFile && j.Key != nil {
-		// After the enqueue, so a failed enqueue leaves no entry claiming a
-		// queued return; refusals (filed, sending, unresolved) keep the
-		// entry that says more.
-		_, _ = e.opts.Ledger.Queued(ctx, LedgerKey(j), info.ID, BodyHash(j))
+		mark = &ledger.Mark{Key: LedgerKey(j), TaskID: info.ID, BodyHash: BodyHash(j)}
 	}
-	return Enqueued{ID: info.ID, Queue: info.Queue}, nil
+	return Enqueued{ID: info.ID, Queue: info.Queue}, mark, nil
 }
 
 // CheckQueue refuses a queue name that is not one of Queues; the error
