@@ -231,8 +231,8 @@ func TestDashboardUsesExportedMetrics(t *testing.T) {
 		t.Errorf("cloud ceiling = %v, want %v", v, cfg.Limits.CloudRPS)
 	}
 	sample(t, text, `asynq_queue_size{queue="`+queue+`"}`)
-	// asynq's collector sees every queue in this Redis (other tests' too);
-	// the worker exports its own only.
+	// This Redis holds other tests' queues too (other environments'): the
+	// worker exports its own only.
 	queueLabel := regexp.MustCompile(`^asynq_\w+\{[^}]*queue="([^"]*)"`)
 	for line := range strings.Lines(text) {
 		if m := queueLabel.FindStringSubmatch(line); m != nil && !strings.HasPrefix(m[1], r.Prefix) {
