@@ -138,7 +138,12 @@ func Prepare(j *Job) (*Prepared, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode job: %w", err)
 	}
-	return &Prepared{job: *j, id: j.ID(), payload: payload}, nil
+	frozen := *j
+	if j.Key != nil {
+		k := *j.Key // the caller's Job may change; the prepared one may not
+		frozen.Key = &k
+	}
+	return &Prepared{job: frozen, id: j.ID(), payload: payload}, nil
 }
 
 // ID is the job's task ID.

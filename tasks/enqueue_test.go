@@ -57,7 +57,8 @@ func TestPrepareFreezesTheJob(t *testing.T) {
 	ctx := context.Background()
 	client := asynq.NewClient(asynq.RedisClientOpt{Addr: r.Addr})
 	defer client.Close()
-	enq := NewEnqueuer(client, EnqueueOptions{QueuePrefix: r.Prefix})
+	l := ledger.New(r.Client, r.Prefix)
+	enq := NewEnqueuer(client, EnqueueOptions{QueuePrefix: r.Prefix, Ledger: l})
 
 	j := gstJob(t)
 	p, err := Prepare(j)
@@ -67,8 +68,9 @@ func TestPrepareFreezesTheJob(t *testing.T) {
 	if j.Key == nil || p.ID() != j.ID() {
 		t.Fatalf("Prepare did not normalise the job in place: key %v, ID %s vs %s", j.Key, p.ID(), j.ID())
 	}
-	want := j.Body
+	want, wantKey := j.Body, LedgerKey(j)
 	j.Body = "<not-what-was-validated/>"
+	j.Key.Identifier = "999999999"
 	res, err := enq.EnqueuePrepared(ctx, p, QueueRealtime)
 	if err != nil || res.Duplicate || res.ID != p.ID() {
 		t.Fatalf("EnqueuePrepared: %+v, %v", res, err)
@@ -80,6 +82,12 @@ func TestPrepareFreezesTheJob(t *testing.T) {
 	got, err := Decode(info.Payload)
 	if err != nil || got.Body != want {
 		t.Fatalf("enqueued body changed after Prepare (%v)", err)
+	}
+	if got.Key == nil || LedgerKey(got) != wantKey {
+		t.Fatalf("enqueued key changed after Prepare: %v", got.Key)
+	}
+	if e, err := l.Get(ctx, wantKey); err != nil || e.State != ledger.StateQueued || e.TaskID != p.ID() {
+		t.Fatalf("ledger mark under the prepared key: %+v, %v", e, err)
 	}
 	if res, err := enq.EnqueuePrepared(ctx, p, QueueRealtime); err != nil || !res.Duplicate {
 		t.Fatalf("second EnqueuePrepared: %+v, %v; want a duplicate", res, err)
