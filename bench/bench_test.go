@@ -4,6 +4,7 @@ import (
 	"context"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -139,5 +140,27 @@ func TestEnqueueScenario(t *testing.T) {
 	e := rep.Enqueue
 	if e == nil || e.Jobs != 1000 || e.SampleJobs != 250 || e.FileMB <= 0 || e.OursJobsPerS <= 0 || e.OneByOneJobsPerS <= 0 || e.BareJobsPerS <= 0 || e.Speedup <= 0 {
 		t.Fatalf("enqueue = %+v", e)
+	}
+}
+
+// TestPrintShowsEveryScenario: the human-readable report has a block for
+// each scenario that ran.
+func TestPrintShowsEveryScenario(t *testing.T) {
+	t.Parallel()
+	rep := &Report{
+		FleetRate: &FleetRate{LimitRPS: 100, Jobs: 10, AchievedRatio: 1},
+		Adapt:     &Adapt{LimitRPS: 100},
+		Outage:    &Outage{Jobs: 5},
+		Overhead:  &Overhead{Jobs: 7, OursJobsPerS: 900, BareJobsPerS: 1000, Ratio: 0.9},
+		Enqueue:   &Enqueue{Jobs: 100000, FileMB: 716, OursJobsPerS: 5907, OursSeconds: 16.9, OneByOneJobsPerS: 2158, BareJobsPerS: 7809, SampleJobs: 20000, Speedup: 2.74},
+		Chaos:     &Chaos{Jobs: 3},
+	}
+	var b strings.Builder
+	rep.Print(&b)
+	out := b.String()
+	for _, want := range []string{"fleet-rate", "adapt", "outage", "overhead", "enqueue", "5907 jobs/s", "2158 jobs/s", "7809 jobs/s", "2.74", "chaos"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
 	}
 }

@@ -45,6 +45,14 @@ func (r *Report) Print(w io.Writer) {
 		fmt.Fprintf(tw, "  ratio\t%.3f\t\t\t\n", o.Ratio)
 		fmt.Fprintln(tw, "\t\t\t\t")
 	}
+	if e := r.Enqueue; e != nil {
+		fmt.Fprintf(tw, "enqueue\t%d returns, %.0f MB file\t\t\t\n", e.Jobs, e.FileMB)
+		fmt.Fprintf(tw, "  enqueue bulk's path (validated, ledger, batch)\t%.0f jobs/s, %.1f s, heap +%.0f MB\t\t\t\n", e.OursJobsPerS, e.OursSeconds, e.PeakHeapMB)
+		fmt.Fprintf(tw, "  same work, one Enqueue at a time\t%.0f jobs/s (first %d lines)\t\t\t\n", e.OneByOneJobsPerS, e.SampleJobs)
+		fmt.Fprintf(tw, "  bare asynq Enqueue, no validation\t%.0f jobs/s (first %d lines)\t\t\t\n", e.BareJobsPerS, e.SampleJobs)
+		fmt.Fprintf(tw, "  ours / one at a time\t%.2f\t\t\t\n", e.Speedup)
+		fmt.Fprintln(tw, "\t\t\t\t")
+	}
 	if c := r.Chaos; c != nil {
 		fmt.Fprintf(tw, "chaos\t%d returns, %d token sets, %.0fs\t\t\t\n", c.Jobs, c.TokenSets, c.Seconds)
 		fmt.Fprintf(tw, "  faults\t%d lost responses, %d hung after commit, %d SIGKILLs, %d token expiries (%d refusals)\t\t\t\n", c.LostResponses, c.HungAfterCommit, c.Kills, c.TokenExpiries, c.AuthRefusals)
