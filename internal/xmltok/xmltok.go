@@ -316,6 +316,24 @@ func isInCharacterRange(r rune) bool {
 
 func illegalChar(r rune) string { return fmt.Sprintf("illegal character code %U", r) }
 
+// noteOther checks a character of text or of an attribute value that the
+// scanner did not handle itself (an ASCII byte here is a control character
+// XML does not allow; anything else is checkMultibyte's), records the
+// first disallowed one in *bad, and returns the character's length.
+func noteOther(b []byte, bad *string) (size int) {
+	if b[0] < utf8.RuneSelf {
+		if *bad == "" {
+			*bad = illegalChar(rune(b[0]))
+		}
+		return 1
+	}
+	size, msg := checkMultibyte(b)
+	if *bad == "" {
+		*bad = msg
+	}
+	return size
+}
+
 // checkMultibyte checks the character starting with the non-ASCII byte at
 // b[0]. It returns the character's length and, if it is not allowed, the
 // message encoding/xml gives.
@@ -458,17 +476,8 @@ scan:
 		case c == '\r':
 			decode = true
 			i++
-		case c < utf8.RuneSelf:
-			if bad == "" {
-				bad = illegalChar(rune(c))
-			}
-			i++
 		default:
-			size, msg := checkMultibyte(src[i:])
-			if bad == "" {
-				bad = msg
-			}
-			i += size
+			i += noteOther(src[i:], &bad)
 		}
 	}
 	if bad != "" {
@@ -674,17 +683,8 @@ func (t *Tokenizer) attrValue(s int, q byte) (value []byte, next int, err error)
 				decode = true
 			}
 			i++
-		case c < utf8.RuneSelf:
-			if bad == "" {
-				bad = illegalChar(rune(c))
-			}
-			i++
 		default:
-			size, msg := checkMultibyte(src[i:])
-			if bad == "" {
-				bad = msg
-			}
-			i += size
+			i += noteOther(src[i:], &bad)
 		}
 	}
 }
