@@ -11,16 +11,23 @@ import (
 	"github.com/gatewayq/gatewayq/ledger"
 )
 
+// ledgerEnqueuer is an Enqueuer on the test's Redis that marks new Files
+// queued in the ledger l, with the asynq client it writes through.
+func ledgerEnqueuer(t *testing.T) (*redistest.Redis, *asynq.Client, *ledger.Ledger, *Enqueuer) {
+	t.Helper()
+	r := redistest.New(t)
+	client := asynq.NewClient(asynq.RedisClientOpt{Addr: r.Addr})
+	t.Cleanup(func() { _ = client.Close() })
+	l := ledger.New(r.Client, r.Prefix)
+	return r, client, l, NewEnqueuer(client, EnqueueOptions{QueuePrefix: r.Prefix, Ledger: l})
+}
+
 // TestEnqueueMarksQueued: a new File shows in the ledger as queued; a
 // return already filed keeps its filed entry when enqueued again.
 func TestEnqueueMarksQueued(t *testing.T) {
 	t.Parallel()
-	r := redistest.New(t)
+	r, client, l, enq := ledgerEnqueuer(t)
 	ctx := context.Background()
-	client := asynq.NewClient(asynq.RedisClientOpt{Addr: r.Addr})
-	defer client.Close()
-	l := ledger.New(r.Client, r.Prefix)
-	enq := NewEnqueuer(client, EnqueueOptions{QueuePrefix: r.Prefix, Ledger: l})
 
 	j := gstJob(t)
 	res, err := enq.Enqueue(ctx, j, QueueBulk)
@@ -53,12 +60,8 @@ func TestEnqueueMarksQueued(t *testing.T) {
 // prepared duplicate is reported as one.
 func TestPrepareFreezesTheJob(t *testing.T) {
 	t.Parallel()
-	r := redistest.New(t)
+	r, _, l, enq := ledgerEnqueuer(t)
 	ctx := context.Background()
-	client := asynq.NewClient(asynq.RedisClientOpt{Addr: r.Addr})
-	defer client.Close()
-	l := ledger.New(r.Client, r.Prefix)
-	enq := NewEnqueuer(client, EnqueueOptions{QueuePrefix: r.Prefix, Ledger: l})
 
 	j := gstJob(t)
 	p, err := Prepare(j)
