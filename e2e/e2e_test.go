@@ -101,6 +101,7 @@ type stack struct {
 	r     *redistest.Redis
 	sb    *sandbox.Sandbox
 	cfg   *config.Config
+	rdb   redis.UniversalClient
 	enq   *tasks.Enqueuer
 	insp  *asynq.Inspector
 	token string // token set ID of a user with full delegation
@@ -108,9 +109,19 @@ type stack struct {
 
 func newStack(t *testing.T, so sandbox.Options, do demo.Options) *stack {
 	t.Helper()
+	return newStackWith(t, so, do, nil)
+}
+
+// newStackWith is newStack with tweak applied to the config before
+// anything connects (nil: none).
+func newStackWith(t *testing.T, so sandbox.Options, do demo.Options, tweak func(*config.Config)) *stack {
+	t.Helper()
 	r := redistest.New(t)
 	sb, cfg := sandboxtest.Start(t, r, so, do)
-	rdb := redis.NewClient(worker.RedisOptions(cfg.Redis))
+	if tweak != nil {
+		tweak(cfg)
+	}
+	rdb := worker.NewRedis(cfg.Redis)
 	t.Cleanup(func() { _ = rdb.Close() })
 	store, err := worker.TokenStore(cfg, rdb)
 	if err != nil {
@@ -124,7 +135,7 @@ func newStack(t *testing.T, so sandbox.Options, do demo.Options) *stack {
 	t.Cleanup(func() { _ = ac.Close() })
 	insp := asynq.NewInspector(worker.AsynqRedis(cfg.Redis))
 	t.Cleanup(func() { _ = insp.Close() })
-	return &stack{r: r, sb: sb, cfg: cfg, insp: insp, token: ts.ID,
+	return &stack{r: r, sb: sb, cfg: cfg, rdb: rdb, insp: insp, token: ts.ID,
 		enq: tasks.NewEnqueuer(ac, worker.EnqueueOptions(cfg))}
 }
 
