@@ -63,10 +63,12 @@ type Redis struct {
 	// DB is the logical database number, >= 0. Default 0. Redis Cluster
 	// supports only 0.
 	DB int `yaml:"db"`
-	// Cluster says Addr is one node of a Redis Cluster: the workers and
-	// the CLI discover the others from it, and asynq runs on the cluster.
-	// gatewayq's own scripts keep each call's keys in one hash slot, so
-	// they run unchanged there. DB must be 0. Default false.
+	// Cluster says Addr names nodes of a Redis Cluster: the workers and
+	// the CLI discover the others from them, and asynq runs on the
+	// cluster. Addr may then list several seed nodes, comma-separated
+	// ("redis-1:6379,redis-2:6379"), so that a process can start while one
+	// of them is down. gatewayq's own scripts keep each call's keys in one
+	// hash slot, so they run unchanged there. DB must be 0. Default false.
 	Cluster bool `yaml:"cluster"`
 	// KeyPrefix starts every key gatewayq itself writes (asynq uses its own
 	// "asynq:" keys). Required; must not contain "{" or "}" because our Lua
@@ -81,6 +83,21 @@ type Redis struct {
 	QueuePrefix string `yaml:"queue_prefix"`
 	// DialTimeout bounds connecting to Redis. Required (> 0). Default 5s.
 	DialTimeout time.Duration `yaml:"dial_timeout"`
+}
+
+// Addrs are the addresses Addr names: one, or with Cluster, every seed
+// node it lists.
+func (r Redis) Addrs() []string {
+	if !r.Cluster {
+		return []string{r.Addr}
+	}
+	var as []string
+	for a := range strings.SplitSeq(r.Addr, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			as = append(as, a)
+		}
+	}
+	return as
 }
 
 // Endpoints holds IR's two listeners. Defaults come from the profile.

@@ -73,10 +73,16 @@ func (c *Config) ValidateFor(role Role) error {
 
 	// redis
 	switch {
-	case c.Redis.Addr == "" && c.Redis.Cluster:
-		es.add("redis.addr", errors.New("required with redis.cluster: one node of the cluster"))
+	case c.Redis.Cluster && len(c.Redis.Addrs()) == 0:
+		es.add("redis.addr", errors.New("required with redis.cluster: one or more nodes of the cluster, comma-separated"))
 	case c.Redis.Addr == "" && !sandbox:
 		es.add("redis.addr", errors.New("required outside the sandbox profile"))
+	case c.Redis.Cluster:
+		for _, a := range c.Redis.Addrs() {
+			if err := checkHostPort(a, true); err != nil {
+				es.add("redis.addr", fmt.Errorf("seed node %q: %w", a, err))
+			}
+		}
 	case c.Redis.Addr != "":
 		if err := checkHostPort(c.Redis.Addr, true); err != nil {
 			es.add("redis.addr", err)

@@ -85,7 +85,7 @@ func RedisOptions(c config.Redis) *redis.Options {
 func NewRedis(c config.Redis) redis.UniversalClient {
 	if c.Cluster {
 		return redis.NewClusterClient(&redis.ClusterOptions{
-			Addrs:       []string{c.Addr},
+			Addrs:       c.Addrs(),
 			Username:    c.Username,
 			Password:    c.Password,
 			DialTimeout: c.DialTimeout,
@@ -97,7 +97,7 @@ func NewRedis(c config.Redis) redis.UniversalClient {
 // AsynqRedis maps the config onto asynq's connection options.
 func AsynqRedis(c config.Redis) asynq.RedisConnOpt {
 	if c.Cluster {
-		return asynq.RedisClusterClientOpt{Addrs: []string{c.Addr}, Username: c.Username, Password: c.Password, DialTimeout: c.DialTimeout}
+		return asynq.RedisClusterClientOpt{Addrs: c.Addrs(), Username: c.Username, Password: c.Password, DialTimeout: c.DialTimeout}
 	}
 	return asynq.RedisClientOpt{Addr: c.Addr, Username: c.Username, Password: c.Password, DB: c.DB, DialTimeout: c.DialTimeout}
 }
