@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/gatewayq/gatewayq/ingest"
 	"github.com/gatewayq/gatewayq/internal/redistest"
@@ -23,19 +24,19 @@ import (
 // retried webhook, a redelivered message) answers the job already there.
 // The example needs a Redis at REDIS_ADDR (default 127.0.0.1:6379).
 func Example() {
-	redisOpt := asynq.RedisClientOpt{Addr: redistest.Addr()}
+	rdb := redis.NewClient(&redis.Options{Addr: redistest.Addr()})
+	defer rdb.Close()
 	prefix := fmt.Sprintf("example-ingest-%d:", time.Now().UnixNano()) // your redis.queue_prefix
-	ac := asynq.NewClient(redisOpt)
-	defer ac.Close()
-	insp := asynq.NewInspector(redisOpt)
-	defer insp.Close()
+	ac := asynq.NewClientFromRedisClient(rdb)
+	insp := asynq.NewInspectorFromRedisClient(rdb)
 	defer insp.DeleteQueue(tasks.QueueName(prefix, tasks.QueueRealtime), true)
 
 	api, err := ingest.New(ingest.Options{
 		Enqueuer: tasks.NewEnqueuer(ac, tasks.EnqueueOptions{QueuePrefix: prefix}),
 		Finder:   jobstatus.New(insp, jobstatus.Options{QueuePrefix: prefix}),
-		Keys:     []ingest.Key{{Name: "payroll", Secret: "payroll-0123456789abcdef"}},
-		Logger:   slog.New(slog.DiscardHandler),
+		Redis:    rdb, KeyPrefix: prefix,
+		Keys:   []ingest.Key{{Name: "payroll", Secret: "payroll-0123456789abcdef"}},
+		Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		log.Fatal(err)

@@ -20,7 +20,11 @@
 //
 // The task ID derives from the job (operation, natural key, body), so
 // posting a job again is harmless: the answer names the existing job, with
-// its current state and "duplicate": true, whichever queue it is on.
+// its current state and "duplicate": true, whichever queue it is on. Posts
+// of one job that arrive at once (a webhook retried before its first
+// delivery was answered, on another queue even) are taken one at a time,
+// fleet-wide, through a short claim on the job's ID in Redis: one is
+// accepted, the others answer the job it made.
 //
 //   - 202 Accepted: at least one job of the request was enqueued now. For
 //     one job the body is {"id", "queue", "state", "duplicate": false,
@@ -68,6 +72,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/gatewayq/gatewayq/jobstatus"
 	"github.com/gatewayq/gatewayq/tasks"
@@ -104,6 +109,11 @@ type Options struct {
 	// Enqueuer and Finder reach the queues. Required.
 	Enqueuer Enqueuer
 	Finder   Finder
+	// Redis holds the short claims that make concurrent posts of one job
+	// to different queues one task, under KeyPrefix (the workers'
+	// redis.key_prefix). Required.
+	Redis     redis.UniversalClient
+	KeyPrefix string
 	// Keys are the producers' API keys.
 	Keys []Key
 	// ClientCerts accepts a client certificate as authentication. The
@@ -126,10 +136,11 @@ type Options struct {
 
 // Handler is the ingest API. It is safe for concurrent use.
 type Handler struct {
-	opts Options
-	keys *keyring
-	mux  *http.ServeMux
-	log  *slog.Logger
+	opts   Options
+	keys   *keyring
+	mux    *http.ServeMux
+	log    *slog.Logger
+	claims claims
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -137,8 +148,8 @@ var _ http.Handler = (*Handler)(nil)
 // New returns the ingest API. It refuses options without an Enqueuer, a
 // Finder, or a way to authenticate (ErrNoAuth).
 func New(opts Options) (*Handler, error) {
-	if opts.Enqueuer == nil || opts.Finder == nil {
-		return nil, errors.New("ingest: an Enqueuer and a Finder are required")
+	if opts.Enqueuer == nil || opts.Finder == nil || opts.Redis == nil {
+		return nil, errors.New("ingest: an Enqueuer, a Finder and a Redis client are required")
 	}
 	if len(opts.Keys) == 0 && !opts.ClientCerts {
 		return nil, ErrNoAuth
@@ -159,7 +170,8 @@ func New(opts Options) (*Handler, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	h := &Handler{opts: opts, keys: kr, mux: http.NewServeMux(), log: opts.Logger}
+	h := &Handler{opts: opts, keys: kr, mux: http.NewServeMux(), log: opts.Logger,
+		claims: claims{rdb: opts.Redis, prefix: opts.KeyPrefix}}
 	// Method-less, or the mux would answer GET /v1/jobs by redirecting to
 	// /v1/jobs/ (the look-up route with an empty ID) rather than 405.
 	h.mux.HandleFunc("/v1/jobs", func(w http.ResponseWriter, r *http.Request) {

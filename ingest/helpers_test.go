@@ -167,6 +167,8 @@ func setup(t *testing.T, o setupOpts) *env {
 	h, err := ingest.New(ingest.Options{
 		Enqueuer:     tasks.NewEnqueuer(ac, tasks.EnqueueOptions{QueuePrefix: r.Prefix}),
 		Finder:       jobstatus.New(insp, jobstatus.Options{QueuePrefix: r.Prefix, Ledger: ledger.New(r.Client, r.Prefix)}),
+		Redis:        r.Client,
+		KeyPrefix:    r.Prefix,
 		Keys:         o.keys,
 		ClientCerts:  o.clientCerts,
 		MaxBodyBytes: o.maxBody,

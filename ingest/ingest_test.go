@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/gatewayq/gatewayq/ingest"
 	"github.com/gatewayq/gatewayq/jobstatus"
@@ -119,6 +121,49 @@ func TestPostJobs(t *testing.T) {
 		}
 		if n := e.allTasks(); n != 2 {
 			t.Errorf("%d tasks in Redis, want 2", n)
+		}
+	})
+
+	t.Run("posts of one job to every queue at once make one task", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, keysOnly)
+		const jobs, posts = 4, 9
+		for n := range jobs {
+			body := mustJSON(t, gstJob(t, 20+n))
+			start := make(chan struct{})
+			type answer struct {
+				res response
+				err error
+			}
+			answers := make([]answer, posts)
+			var wg sync.WaitGroup
+			for i := range posts {
+				wg.Go(func() {
+					<-start
+					res, err := e.request(client(nil), http.MethodPost, "/v1/jobs?queue="+tasks.Queues[i%len(tasks.Queues)], body,
+						"Content-Type", "application/json", "X-API-Key", payrollKey)
+					answers[i] = answer{res, err}
+				})
+			}
+			close(start)
+			wg.Wait()
+			accepted := 0
+			for i, a := range answers {
+				switch {
+				case a.err != nil:
+					t.Fatalf("job %d, post %d: %v", n, i, a.err)
+				case a.res.code == http.StatusAccepted:
+					accepted++
+				case a.res.code != http.StatusOK:
+					t.Fatalf("job %d, post %d: status %d: %s", n, i, a.res.code, a.res.body)
+				}
+			}
+			if accepted != 1 {
+				t.Errorf("job %d: %d posts accepted, want 1", n, accepted)
+			}
+		}
+		if got := e.allTasks(); got != jobs {
+			t.Errorf("%d tasks on the queues, want %d", got, jobs)
 		}
 	})
 
@@ -390,11 +435,13 @@ func TestAuthentication(t *testing.T) {
 
 	t.Run("refuses to serve without authentication", func(t *testing.T) {
 		t.Parallel()
-		_, err := ingest.New(ingest.Options{Enqueuer: &tasks.Enqueuer{}, Finder: &jobstatus.Finder{}})
+		rdb := redis.NewClient(&redis.Options{})
+		defer rdb.Close()
+		_, err := ingest.New(ingest.Options{Enqueuer: &tasks.Enqueuer{}, Finder: &jobstatus.Finder{}, Redis: rdb})
 		if !errors.Is(err, ingest.ErrNoAuth) {
 			t.Errorf("New without keys or certificates: %v, want ErrNoAuth", err)
 		}
-		_, err = ingest.New(ingest.Options{Enqueuer: &tasks.Enqueuer{}, Finder: &jobstatus.Finder{},
+		_, err = ingest.New(ingest.Options{Enqueuer: &tasks.Enqueuer{}, Finder: &jobstatus.Finder{}, Redis: rdb,
 			Keys: []ingest.Key{{Name: "a", Secret: payrollKey}, {Name: "a", Secret: hrKey}}})
 		if err == nil || strings.Contains(err.Error(), payrollKey) || strings.Contains(err.Error(), hrKey) {
 			t.Errorf("two keys named alike: %v", err)

@@ -183,11 +183,18 @@ func (h *Handler) postJobs(w http.ResponseWriter, r *http.Request) {
 
 // enqueue puts j on queue unless a job with its ID is on any queue already.
 // asynq's task IDs are unique per queue; looking on the other queues first
-// keeps one trigger posted twice with different ?queue= one job. (Two such
-// posts racing can still make two tasks; the filing ledger keeps a return
-// from being filed twice even then.)
+// keeps one trigger posted twice with different ?queue= one job, and the
+// claim on its ID keeps two such posts from both looking before either
+// enqueues. (A producer enqueuing the same job on another queue by other
+// means, the CLI say, can still make a second task; the filing ledger keeps
+// a return from being filed twice even then.)
 func (h *Handler) enqueue(ctx context.Context, j *tasks.Prepared, queue string) (JobResult, error) {
 	id := j.ID()
+	release, err := h.claims.acquire(ctx, id)
+	if err != nil {
+		return JobResult{}, err
+	}
+	defer release()
 	others := slices.DeleteFunc(slices.Clone(tasks.Queues), func(q string) bool { return q == queue })
 	if len(others) > 0 {
 		st, err := h.opts.Finder.Find(ctx, id, others...)

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/gatewayq/gatewayq/config"
 )
 
@@ -146,9 +148,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Deps are what FromConfig needs besides the config section.
 type Deps struct {
-	Enqueuer Enqueuer
-	Finder   Finder
-	Logger   *slog.Logger
+	Enqueuer  Enqueuer
+	Finder    Finder
+	Redis     redis.UniversalClient
+	KeyPrefix string
+	Logger    *slog.Logger
 }
 
 // FromConfig builds the Server the ingest section describes: it loads the
@@ -182,7 +186,7 @@ func FromConfig(c config.Ingest, d Deps) (*Server, error) {
 		ks[i] = Key{Name: k.Name, Secret: k.Key}
 	}
 	h, err := New(Options{
-		Enqueuer: d.Enqueuer, Finder: d.Finder, Keys: ks, ClientCerts: pool != nil,
+		Enqueuer: d.Enqueuer, Finder: d.Finder, Redis: d.Redis, KeyPrefix: d.KeyPrefix, Keys: ks, ClientCerts: pool != nil,
 		MaxBodyBytes: int64(c.MaxBodyBytes), MaxJobs: c.MaxJobs, Logger: d.Logger,
 	})
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/gatewayq/gatewayq/batch"
 	"github.com/gatewayq/gatewayq/config"
@@ -52,7 +53,8 @@ func TestFromConfig(t *testing.T) {
 		s, err := ingest.FromConfig(c, ingest.Deps{
 			Enqueuer: tasks.NewEnqueuer(ac, tasks.EnqueueOptions{QueuePrefix: r.Prefix}),
 			Finder:   jobstatus.New(insp, jobstatus.Options{QueuePrefix: r.Prefix}),
-			Logger:   slog.New(slog.NewTextHandler(logs, nil)),
+			Redis:    r.Client, KeyPrefix: r.Prefix,
+			Logger: slog.New(slog.NewTextHandler(logs, nil)),
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -80,7 +82,9 @@ func TestFromConfig(t *testing.T) {
 
 	t.Run("refuses bad files, naming the setting", func(t *testing.T) {
 		t.Parallel()
-		deps := ingest.Deps{Enqueuer: &tasks.Enqueuer{}, Finder: &jobstatus.Finder{}}
+		rdb := redis.NewClient(&redis.Options{})
+		defer rdb.Close()
+		deps := ingest.Deps{Enqueuer: &tasks.Enqueuer{}, Finder: &jobstatus.Finder{}, Redis: rdb}
 		for _, tt := range []struct {
 			name, field string
 			mutate      func(c *config.Ingest)
@@ -215,9 +219,12 @@ func TestQueuesUnavailable(t *testing.T) {
 	defer ac.Close()
 	insp := asynq.NewInspector(dead)
 	defer insp.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: dead.Addr, DialTimeout: dead.DialTimeout})
+	defer rdb.Close()
 	h, err := ingest.New(ingest.Options{
 		Enqueuer: tasks.NewEnqueuer(ac, tasks.EnqueueOptions{}),
 		Finder:   jobstatus.New(insp, jobstatus.Options{}),
+		Redis:    rdb,
 		Keys:     testKeys,
 		Logger:   slog.New(slog.NewTextHandler(&syncbuf.Buffer{}, nil)),
 	})

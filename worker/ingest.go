@@ -31,7 +31,7 @@ func newIngest(cfg *config.Config, rdb redis.UniversalClient, log *slog.Logger) 
 		QueuePrefix: cfg.Redis.QueuePrefix,
 		Ledger:      ledger.New(rdb, cfg.Redis.KeyPrefix),
 	})
-	s, err := ingest.FromConfig(cfg.Ingest, ingest.Deps{Enqueuer: enq, Finder: finder, Logger: log.With("component", "ingest")})
+	s, err := ingest.FromConfig(cfg.Ingest, ingest.Deps{Enqueuer: enq, Finder: finder, Redis: rdb, KeyPrefix: cfg.Redis.KeyPrefix, Logger: log.With("component", "ingest")})
 	if err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}

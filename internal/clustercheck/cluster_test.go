@@ -1,16 +1,19 @@
 package clustercheck
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,11 +30,14 @@ import (
 	"github.com/gatewayq/gatewayq/batch"
 	"github.com/gatewayq/gatewayq/breaker"
 	"github.com/gatewayq/gatewayq/config"
+	"github.com/gatewayq/gatewayq/demo"
 	"github.com/gatewayq/gatewayq/failures"
 	"github.com/gatewayq/gatewayq/gatewayclient"
+	"github.com/gatewayq/gatewayq/ingest"
 	"github.com/gatewayq/gatewayq/internal/redistest"
 	"github.com/gatewayq/gatewayq/internal/sandboxtest"
 	"github.com/gatewayq/gatewayq/internal/syncbuf"
+	"github.com/gatewayq/gatewayq/jobstatus"
 	"github.com/gatewayq/gatewayq/ledger"
 	"github.com/gatewayq/gatewayq/ratelimit"
 	"github.com/gatewayq/gatewayq/reaper"
@@ -89,6 +95,7 @@ func TestOwnScriptsRunOnRedisCluster(t *testing.T) {
 		{"schedule", testScheduleAndBatch},
 		{"batch", testBatch},
 		{"reaper", testReaper},
+		{"ingest", testIngest},
 	} {
 		t.Run(part.name, func(t *testing.T) {
 			t.Parallel()
@@ -764,6 +771,59 @@ func checkedWriter(t *testing.T) io.Writer {
 		}
 	})
 	return buf
+}
+
+// testIngest: the claim that takes posts of one job one at a time (SET NX
+// and its release script), with the look-ups and the enqueue around it.
+func testIngest(t *testing.T, c *redis.ClusterClient, prefix string) {
+	bt, _, err := demo.Generate(demo.GenerateOptions{Returns: 1, TokenSets: []string{"cc"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := json.Marshal(bt.Jobs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	const key = "clustercheck-0123456789abcdef"
+	h, err := ingest.New(ingest.Options{
+		Enqueuer: tasks.NewEnqueuer(asynq.NewClientFromRedisClient(c), tasks.EnqueueOptions{QueuePrefix: prefix}),
+		Finder:   jobstatus.New(asynq.NewInspectorFromRedisClient(c), jobstatus.Options{QueuePrefix: prefix}),
+		Redis:    c, KeyPrefix: prefix,
+		Keys:   []ingest.Key{{Name: "cc", Secret: key}},
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewTLSServer(h)
+	defer srv.Close()
+	post := func(queue string) ingest.JobResult {
+		t.Helper()
+		req, err := http.NewRequestWithContext(testCtx(t), http.MethodPost, srv.URL+"/v1/jobs?queue="+queue, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-API-Key", key)
+		res, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		var jr ingest.JobResult
+		if res.StatusCode/100 != 2 || json.Unmarshal(b, &jr) != nil {
+			t.Fatalf("post to %s: %d %s", queue, res.StatusCode, b)
+		}
+		return jr
+	}
+	first, again := post(tasks.QueueRealtime), post(tasks.QueueBulk)
+	if first.Duplicate || !again.Duplicate || again.ID != first.ID || again.Queue != tasks.QueueRealtime {
+		t.Fatalf("posts to realtime, then bulk: %+v, then %+v; want one job, on realtime", first, again)
+	}
+	if n, err := c.Exists(testCtx(t), prefix+"ingest:claim:"+first.ID).Result(); err != nil || n != 0 {
+		t.Fatalf("the job's claim was left behind (%d, %v)", n, err)
+	}
 }
 
 func testCtx(t *testing.T) context.Context {

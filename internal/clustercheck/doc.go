@@ -1,7 +1,7 @@
 // Package clustercheck holds one test, TestOwnScriptsRunOnRedisCluster: it
 // drives every Lua script and multi-key command of gatewayq's library
 // packages (ledger, ratelimit, breaker, auth, failures, schedule, batch,
-// reaper), through their public APIs, against a real three-master Redis
+// reaper, ingest), through their public APIs, against a real three-master Redis
 // Cluster (redistest.Cluster), and checks the results.
 //
 // The design promises that gatewayq's own scripts touch the keys of one
