@@ -96,6 +96,15 @@ func (e *FieldError) Unwrap() []error {
 // Decode parses a task payload or a producer's JSON job. Unknown fields are
 // refused so that a typo ("oepration") is an error and not a silent default.
 func Decode(data []byte) (*Job, error) {
+	if j, ok := decodeFast(data); ok {
+		return j, nil
+	}
+	return decodeStd(data)
+}
+
+// decodeStd is Decode by encoding/json alone: the reference, and the path
+// for every job decodeFast leaves to it.
+func decodeStd(data []byte) (*Job, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var j Job
