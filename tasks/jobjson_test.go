@@ -68,8 +68,8 @@ func TestDecodeFastTakesPlainJobs(t *testing.T) {
 // odd are jobs encoding/json takes or refuses in ways decodeFast leaves to
 // it; Decode must answer them exactly as encoding/json does.
 var odd = []string{
-	`{"version":1,"Body":"x"}`,             // another case: encoding/json matches it
-	`{"ref":"a","ref":"b"}`,                // repeated: the last wins
+	`{"version":1,"Body":"x"}`,                                // another case: encoding/json matches it
+	`{"ref":"a","ref":"b"}`,                                   // repeated: the last wins
 	`{"key":{"identifier":"1"},"key":{"account_type":"GST"}}`, // repeated objects merge
 	`{"key":null}`,
 	`{"ref":null}`,
@@ -158,4 +158,3 @@ func BenchmarkDecode(b *testing.B) {
 		})
 	}
 }
-
