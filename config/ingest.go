@@ -40,8 +40,9 @@ type Ingest struct {
 	APIKeys string `yaml:"api_keys" secret:"true"`
 	// APIKeysFile is a file holding APIKeys, one "name:key" a line (blank
 	// lines and lines starting with # are skipped); owner-only permissions
-	// (chmod 600). Load reads it into APIKeys; the worker reads it once, at
-	// start. Default "".
+	// (chmod 600). Load reads it into APIKeys; the worker reads it at
+	// start and again on SIGHUP (as it does Cert, Key and ClientCA).
+	// Default "".
 	APIKeysFile string `yaml:"api_keys_file"`
 	// MaxBodyBytes caps a request's body; a larger one is refused with
 	// 413 before it is read. In [1024, 67108864]. Default 1048576 (1 MiB):

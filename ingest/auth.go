@@ -46,6 +46,23 @@ func newKeyring(keys []Key) (*keyring, error) {
 	return kr, nil
 }
 
+// SetKeys replaces the producers' API keys from the next request on, so
+// that a key can be rotated without a restart: add the new key, move the
+// producer to it, drop the old one. It refuses a set it cannot take (an
+// unnamed, empty or repeated key), and an empty one when the Handler does
+// not accept client certificates (ErrNoAuth); the keys in use then stay.
+func (h *Handler) SetKeys(keys []Key) error {
+	if len(keys) == 0 && !h.opts.ClientCerts {
+		return ErrNoAuth
+	}
+	kr, err := newKeyring(keys)
+	if err != nil {
+		return err
+	}
+	h.keys.Store(kr)
+	return nil
+}
+
 // match returns the name of the key secret is, in time that depends only
 // on how many keys there are.
 func (kr *keyring) match(secret string) (string, bool) {
@@ -85,9 +102,10 @@ func presentedKey(r *http.Request) (key string, ok bool) {
 // when client certificates are accepted; an API key sent along must still
 // be right, so that a wrong key is never silently ignored.
 func (h *Handler) authenticate(r *http.Request) (caller string, refusal string) {
+	keys := h.keys.Load()
 	key, sentKey := presentedKey(r)
 	if sentKey {
-		name, ok := h.keys.match(key)
+		name, ok := keys.match(key)
 		if !ok {
 			return "", "unknown API key"
 		}
@@ -97,7 +115,7 @@ func (h *Handler) authenticate(r *http.Request) (caller string, refusal string) 
 		return "cert:" + r.TLS.VerifiedChains[0][0].Subject.CommonName, ""
 	}
 	switch {
-	case len(h.keys.names) > 0 && h.opts.ClientCerts:
+	case len(keys.names) > 0 && h.opts.ClientCerts:
 		return "", "no API key and no client certificate"
 	case h.opts.ClientCerts:
 		return "", "no client certificate"

@@ -55,7 +55,9 @@
 // configured key, or by a client certificate the listener verified against
 // its client CAs (Options.ClientCerts). A Handler with neither is refused.
 // A failure answers 401 with WWW-Authenticate. Logs name the caller by its
-// key's name or its certificate's common name, never the key.
+// key's name or its certificate's common name, never the key. Keys, the
+// listener's certificate and the client CAs can be replaced while serving
+// (Handler.SetKeys, Server.Reload; a worker reloads on SIGHUP).
 //
 // Every error answers JSON: {"error": "...", ...}. Request bodies are
 // never logged: job IDs are.
@@ -69,6 +71,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -137,7 +140,7 @@ type Options struct {
 // Handler is the ingest API. It is safe for concurrent use.
 type Handler struct {
 	opts   Options
-	keys   *keyring
+	keys   atomic.Pointer[keyring] // swapped by SetKeys
 	mux    *http.ServeMux
 	log    *slog.Logger
 	claims claims
@@ -170,8 +173,9 @@ func New(opts Options) (*Handler, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	h := &Handler{opts: opts, keys: kr, mux: http.NewServeMux(), log: opts.Logger,
+	h := &Handler{opts: opts, mux: http.NewServeMux(), log: opts.Logger,
 		claims: claims{rdb: opts.Redis, prefix: opts.KeyPrefix}}
+	h.keys.Store(kr)
 	// Method-less, or the mux would answer GET /v1/jobs by redirecting to
 	// /v1/jobs/ (the look-up route with an empty ID) rather than 405.
 	h.mux.HandleFunc("/v1/jobs", func(w http.ResponseWriter, r *http.Request) {

@@ -43,8 +43,10 @@ type testPKI struct {
 	caPEM    []byte
 	server   tls.Certificate
 	serverPE pemPair
-	client   tls.Certificate
-	stranger tls.Certificate
+	// serverPE2 is the listener's next certificate, for rotation.
+	serverPE2 pemPair
+	client    tls.Certificate
+	stranger  tls.Certificate
 }
 
 type pemPair struct{ cert, key []byte }
@@ -53,7 +55,7 @@ var pki = sync.OnceValue(func() *testPKI {
 	ca, caKey, caPEM := newCA("gatewayq test producers CA")
 	other, otherKey, _ := newCA("someone else's CA")
 	serverPE := issue(ca, caKey, "127.0.0.1", true)
-	p := &testPKI{caPool: x509.NewCertPool(), caPEM: caPEM, serverPE: serverPE}
+	p := &testPKI{caPool: x509.NewCertPool(), caPEM: caPEM, serverPE: serverPE, serverPE2: issue(ca, caKey, "127.0.0.1", true)}
 	p.caPool.AddCert(ca)
 	p.server = mustPair(serverPE)
 	p.client = mustPair(issue(ca, caKey, "payroll-service", false))

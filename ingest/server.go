@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -61,10 +62,11 @@ type ServerOptions struct {
 
 // Server serves a Handler on its own TLS listener.
 type Server struct {
-	h    *Handler
-	srv  *http.Server
-	addr string
-	log  *slog.Logger
+	h      *Handler
+	srv    *http.Server
+	addr   string
+	log    *slog.Logger
+	reload *reloadable // nil unless built by FromConfig
 
 	mu   sync.Mutex
 	ln   net.Listener
@@ -73,7 +75,7 @@ type Server struct {
 
 // NewServer returns a Server for h; it listens from Start.
 func NewServer(h *Handler, opts ServerOptions) (*Server, error) {
-	if opts.TLS == nil || len(opts.TLS.Certificates) == 0 && opts.TLS.GetCertificate == nil {
+	if opts.TLS == nil || len(opts.TLS.Certificates) == 0 && opts.TLS.GetCertificate == nil && opts.TLS.GetConfigForClient == nil {
 		return nil, errors.New("ingest: a TLS configuration with a certificate is required")
 	}
 	log := opts.Logger
@@ -115,7 +117,7 @@ func (s *Server) Start() error {
 			s.log.Error("ingest server stopped", "err", err)
 		}
 	}()
-	s.log.Info("ingest API listening", "addr", ln.Addr().String(), "client_certs", s.h.opts.ClientCerts, "api_keys", len(s.h.keys.names))
+	s.log.Info("ingest API listening", "addr", ln.Addr().String(), "client_certs", s.h.opts.ClientCerts, "api_keys", len(s.h.keys.Load().names))
 	return nil
 }
 
@@ -157,40 +159,117 @@ type Deps struct {
 
 // FromConfig builds the Server the ingest section describes: it loads the
 // certificate, the client CAs and the API keys (errors name the setting,
-// never a key). The section is expected to be validated already.
+// never a key). The section is expected to be validated already. The
+// Server can Reload them later.
 func FromConfig(c config.Ingest, d Deps) (*Server, error) {
+	l, err := loadSection(c)
+	if err != nil {
+		return nil, err
+	}
+	h, err := New(Options{
+		Enqueuer: d.Enqueuer, Finder: d.Finder, Redis: d.Redis, KeyPrefix: d.KeyPrefix, Keys: l.keys, ClientCerts: l.clientCerts,
+		MaxBodyBytes: int64(c.MaxBodyBytes), MaxJobs: c.MaxJobs, Logger: d.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	r := &reloadable{clientCerts: l.clientCerts, withKeys: len(l.keys) > 0}
+	r.tls.Store(l.tls)
+	s, err := NewServer(h, ServerOptions{Addr: c.Addr, TLS: &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		// Each handshake takes the configuration of the latest load.
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) { return r.tls.Load(), nil },
+	}, Logger: d.Logger})
+	if err != nil {
+		return nil, err
+	}
+	s.reload = r
+	return s, nil
+}
+
+// reloadable is what Reload may change in a Server FromConfig built.
+type reloadable struct {
+	tls atomic.Pointer[tls.Config]
+	// How producers authenticate, fixed at start.
+	clientCerts, withKeys bool
+}
+
+// section is what the ingest section's files hold.
+type section struct {
+	keys        []Key
+	clientCerts bool
+	tls         *tls.Config
+}
+
+func loadSection(c config.Ingest) (section, error) {
 	keys, err := c.Keys()
 	if err != nil {
-		return nil, fmt.Errorf("ingest.api_keys: %w", err)
+		return section{}, fmt.Errorf("ingest.api_keys: %w", err)
 	}
 	if err := config.CheckKeyFile("ingest.key", c.Key); err != nil {
-		return nil, err
+		return section{}, err
 	}
 	cert, err := tls.LoadX509KeyPair(c.Cert, c.Key)
 	if err != nil {
-		return nil, fmt.Errorf("ingest.cert: %w", err)
+		return section{}, fmt.Errorf("ingest.cert: %w", err)
 	}
 	var pool *x509.CertPool
 	if c.ClientCA != "" {
 		b, err := os.ReadFile(c.ClientCA)
 		if err != nil {
-			return nil, fmt.Errorf("ingest.client_ca: %w", err)
+			return section{}, fmt.Errorf("ingest.client_ca: %w", err)
 		}
 		pool = x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(b) {
-			return nil, fmt.Errorf("ingest.client_ca: %s holds no PEM certificate", c.ClientCA)
+			return section{}, fmt.Errorf("ingest.client_ca: %s holds no PEM certificate", c.ClientCA)
 		}
 	}
 	ks := make([]Key, len(keys))
 	for i, k := range keys {
 		ks[i] = Key{Name: k.Name, Secret: k.Key}
 	}
-	h, err := New(Options{
-		Enqueuer: d.Enqueuer, Finder: d.Finder, Redis: d.Redis, KeyPrefix: d.KeyPrefix, Keys: ks, ClientCerts: pool != nil,
-		MaxBodyBytes: int64(c.MaxBodyBytes), MaxJobs: c.MaxJobs, Logger: d.Logger,
-	})
-	if err != nil {
-		return nil, err
+	t := ServerTLSConfig(cert, pool, pool != nil && len(ks) == 0)
+	// What ServeTLS would add to a configuration it was given directly; a
+	// configuration returned by GetConfigForClient is used as it is.
+	t.NextProtos = []string{"h2", "http/1.1"}
+	return section{keys: ks, clientCerts: pool != nil, tls: t}, nil
+}
+
+// ErrReloadNeedsRestart is returned by Reload for a change of how
+// producers authenticate.
+var ErrReloadNeedsRestart = errors.New("ingest: a reload cannot change how producers authenticate (ingest.client_ca set or not, API keys or none): restart the worker")
+
+// Reload reads the ingest section's API keys, certificate and client CAs
+// again (c comes from a fresh config.Load, which reads api_keys_file
+// again): the keys apply from the next request, the certificate and CAs
+// from the next TLS handshake; connections already open keep theirs. It
+// refuses, keeping everything as it was, a section whose files fail to
+// load, and one that would change how producers authenticate
+// (ErrReloadNeedsRestart). Other settings of the section (address, limits)
+// take effect at a restart.
+func (s *Server) Reload(c config.Ingest) error {
+	if s.reload == nil {
+		return errors.New("ingest: only a Server built by FromConfig can reload")
 	}
-	return NewServer(h, ServerOptions{Addr: c.Addr, TLS: ServerTLSConfig(cert, pool, pool != nil && len(ks) == 0), Logger: d.Logger})
+	l, err := loadSection(c)
+	if err != nil {
+		return err
+	}
+	if l.clientCerts != s.reload.clientCerts || (len(l.keys) > 0) != s.reload.withKeys {
+		return ErrReloadNeedsRestart
+	}
+	if err := s.h.SetKeys(l.keys); err != nil {
+		return fmt.Errorf("ingest.api_keys: %w", err)
+	}
+	s.reload.tls.Store(l.tls)
+	names := make([]string, len(l.keys))
+	for i, k := range l.keys {
+		names[i] = k.Name
+	}
+	attrs := []any{"api_keys", names, "client_certs", l.clientCerts}
+	if leaf := l.tls.Certificates[0].Leaf; leaf != nil {
+		attrs = append(attrs, "cert_subject", leaf.Subject.CommonName, "cert_not_after", leaf.NotAfter)
+	}
+	s.log.Info("ingest: keys and certificates reloaded", attrs...)
+	return nil
 }

@@ -2,6 +2,8 @@ package ingest_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -113,6 +115,116 @@ func TestFromConfig(t *testing.T) {
 	})
 }
 
+// Reload rotates the API keys and the listener's certificate without a
+// restart, and refuses, keeping what is in use, a section it cannot take.
+func TestReload(t *testing.T) {
+	t.Parallel()
+	r := redistest.New(t)
+	c := ingestFiles(t)
+	c.APIKeys = "payroll:" + payrollKey
+	ac := asynq.NewClient(asynq.RedisClientOpt{Addr: r.Addr})
+	defer ac.Close()
+	insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: r.Addr})
+	defer insp.Close()
+	logs := &syncbuf.Buffer{}
+	s, err := ingest.FromConfig(c, ingest.Deps{
+		Enqueuer: tasks.NewEnqueuer(ac, tasks.EnqueueOptions{QueuePrefix: r.Prefix}),
+		Finder:   jobstatus.New(insp, jobstatus.Options{QueuePrefix: r.Prefix}),
+		Redis:    r.Client, KeyPrefix: r.Prefix,
+		Logger: slog.New(slog.NewTextHandler(logs, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = s.Shutdown(ctx)
+	}()
+	e := &env{t: t, r: r, base: "https://" + s.Addr(), insp: insp, logs: logs}
+	postWith := func(key string) int {
+		t.Helper()
+		res, err := e.request(client(nil), http.MethodPost, "/v1/jobs", mustJSON(t, gstJob(t, 1)), "Content-Type", "application/json", "X-API-Key", key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.code
+	}
+	// served says which certificate a new connection gets, and that it
+	// still speaks HTTP/2.
+	served := func() *x509.Certificate {
+		t.Helper()
+		conn, err := tls.Dial("tcp", s.Addr(), &tls.Config{RootCAs: pki().caPool, NextProtos: []string{"h2", "http/1.1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		st := conn.ConnectionState()
+		if st.NegotiatedProtocol != "h2" {
+			t.Errorf("negotiated %q, want h2", st.NegotiatedProtocol)
+		}
+		return st.PeerCertificates[0]
+	}
+	first, next := mustPair(pki().serverPE).Leaf, mustPair(pki().serverPE2).Leaf
+	if got := served(); !got.Equal(first) {
+		t.Fatalf("serving certificate serial %s, want the first (%s)", got.SerialNumber, first.SerialNumber)
+	}
+	if code := postWith(payrollKey); code != http.StatusAccepted {
+		t.Fatalf("payroll key before the reload: %d", code)
+	}
+
+	// Rotate: the hr key replaces payroll's, and the next certificate the first.
+	rotated := c
+	rotated.APIKeys = "hr:" + hrKey
+	rotated.Cert = writeFile(t, t.TempDir(), "next.crt", pki().serverPE2.cert, 0o644)
+	rotated.Key = writeFile(t, t.TempDir(), "next.key", pki().serverPE2.key, 0o600)
+	if err := s.Reload(rotated); err != nil {
+		t.Fatal(err)
+	}
+	if code := postWith(payrollKey); code != http.StatusUnauthorized {
+		t.Errorf("dropped payroll key after the reload: %d, want 401", code)
+	}
+	if code := postWith(hrKey); code != http.StatusOK { // the job posted before: a duplicate
+		t.Errorf("hr key after the reload: %d, want 200", code)
+	}
+	if got := served(); !got.Equal(next) {
+		t.Errorf("serving certificate serial %s after the reload, want the next (%s)", got.SerialNumber, next.SerialNumber)
+	}
+	if strings.Contains(logs.String(), hrKey) || !strings.Contains(logs.String(), "reloaded") {
+		t.Errorf("reload log:\n%s", logs)
+	}
+
+	// Refused, keeping the hr key and the next certificate.
+	noCA := rotated
+	noCA.ClientCA = ""
+	badKey := rotated
+	badKey.APIKeys = "hr:short"
+	missingCert := rotated
+	missingCert.Cert += ".missing"
+	for name, tt := range map[string]struct {
+		c    config.Ingest
+		want string
+	}{
+		"client CAs dropped": {noCA, "restart"},
+		"a bad key":          {badKey, "ingest.api_keys"},
+		"a missing cert":     {missingCert, "ingest.cert"},
+	} {
+		err := s.Reload(tt.c)
+		if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), hrKey) {
+			t.Errorf("%s: Reload = %v, want an error about %s", name, err, tt.want)
+		}
+	}
+	if code := postWith(hrKey); code != http.StatusOK {
+		t.Errorf("hr key after refused reloads: %d", code)
+	}
+	if got := served(); !got.Equal(next) {
+		t.Errorf("certificate after refused reloads: serial %s", got.SerialNumber)
+	}
+}
+
 // A worker with ingest.enabled serves the API from Run until its context
 // ends, and enqueues on the worker's own queues.
 func TestWorkerServesIngest(t *testing.T) {
@@ -202,6 +314,21 @@ func TestWorkerServesIngest(t *testing.T) {
 	}
 	if res := e.get(worker.BatchPathPrefix + "b-other"); res.code != http.StatusNotFound {
 		t.Errorf("unknown batch: %d %s", res.code, res.body)
+	}
+	// What cmd/worker does on SIGHUP: the keys change without a restart;
+	// turning the listener off does not.
+	rotated := *cfg
+	rotated.Ingest.APIKeys = "hr:" + hrKey
+	if err := w.Reload(&rotated); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	if res := e.post("/v1/jobs", mustJSON(t, job)); res.code != http.StatusUnauthorized {
+		t.Errorf("the dropped key after Reload: %d, want 401", res.code)
+	}
+	off := rotated
+	off.Ingest.Enabled = false
+	if err := w.Reload(&off); err == nil || !strings.Contains(err.Error(), "restart") {
+		t.Errorf("Reload turning ingest off: %v, want a refusal", err)
 	}
 
 	stop()

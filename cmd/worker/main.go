@@ -1,7 +1,9 @@
 // Command worker runs a gatewayq worker: it takes jobs from the realtime,
 // bulk and redrive queues in Redis and runs them against IR's gateway
 // until SIGINT or SIGTERM, then stops taking jobs and lets those in flight
-// finish (worker.shutdown_timeout).
+// finish (worker.shutdown_timeout). SIGHUP reloads the ingest listener's
+// API keys, certificate and client CAs from the config (see
+// Worker.Reload); other settings take effect at a restart.
 //
 //	worker --config gatewayq.yaml
 //
@@ -46,7 +48,32 @@ func run() error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	go reloadOnHangup(ctx, w, *configPath, log)
 	return w.Run(ctx)
+}
+
+// reloadOnHangup reloads what can change without a restart (the ingest
+// listener's API keys and certificates) on every SIGHUP until ctx ends.
+func reloadOnHangup(ctx context.Context, w *worker.Worker, configPath string, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		cfg, err := config.Load(configPath, os.Environ())
+		if err == nil {
+			err = w.Reload(cfg)
+		}
+		if err != nil {
+			log.Error("SIGHUP: reload refused; the keys and certificates in use stay", "err", err)
+			continue
+		}
+		log.Info("SIGHUP: reloaded the ingest listener's keys and certificates; other settings take effect at a restart")
+	}
 }
 
 func newLogger(c config.Log) *slog.Logger {
