@@ -390,6 +390,12 @@ type Monitoring struct {
 	// to allow deleting, running and archiving tasks and pausing queues
 	// from the UI. Default true.
 	ReadOnly bool `yaml:"read_only"`
+	// ShowPayloads shows jobs' bodies (returns, with their figures) and
+	// IR's responses to look-ups in the UI. Zero value false: they are
+	// replaced by their sizes; the UI still shows each job's service,
+	// operation, natural key (the IRD number among it), batch, state and
+	// error. Default false.
+	ShowPayloads bool `yaml:"show_payloads"`
 
 	passwordFrom string // PasswordFile, once LoadSecrets has read it
 }

@@ -13,6 +13,9 @@
 // gatewayq names them: with redis.queue_prefix in front (e.g.
 // "staging:bulk"). Environments sharing one Redis see each other's queues.
 //
+// Jobs' bodies and IR's responses are shown only as their sizes unless
+// Options.ShowPayloads (monitoring.show_payloads) says otherwise.
+//
 // Basic authentication sends the password with every request; serve the UI
 // on a private listener or behind a proxy that terminates TLS.
 package webui
@@ -45,6 +48,11 @@ type Options struct {
 	// archive tasks and pause queues. gatewayq's config defaults it to
 	// true.
 	ReadOnly bool
+	// ShowPayloads shows jobs' payloads and results whole. Zero value
+	// false: a job's body and IR's response to a look-up are replaced by
+	// their sizes, so the UI shows which jobs are where and why they
+	// failed, but no return's figures.
+	ShowPayloads bool
 	// Logger receives a warning for each request with wrong credentials
 	// (its remote address and path; never what was typed). Zero value:
 	// slog.Default().
@@ -80,11 +88,15 @@ func New(o Options) (*Handler, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	mon := asynqmon.New(asynqmon.Options{
+	mo := asynqmon.Options{
 		RootPath:     RootPath,
 		RedisConnOpt: o.Redis,
 		ReadOnly:     o.ReadOnly,
-	})
+	}
+	if !o.ShowPayloads {
+		mo.PayloadFormatter, mo.ResultFormatter = hiddenPayloads, hiddenResults
+	}
+	mon := asynqmon.New(mo)
 	var next http.Handler = mon
 	if o.ReadOnly {
 		next = readOnly(next)

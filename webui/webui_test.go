@@ -248,3 +248,38 @@ func TestNewRefusesMissingSettings(t *testing.T) {
 		}
 	}
 }
+
+// Through asynqmon's own API: a job's body shows only as its size unless
+// ShowPayloads.
+func TestPayloadsHiddenUnlessShown(t *testing.T) {
+	t.Parallel()
+	r := redistest.New(t)
+	opt := asynq.RedisClientOpt{Addr: r.Addr}
+	q := r.Queue("bulk")
+	c := asynq.NewClient(opt)
+	defer c.Close()
+	const figure = "<gst:totalSalesAndIncome>98765</gst:totalSalesAndIncome>"
+	payload := `{"version":1,"service":"returns","operation":"File","auth":{"mode":"oauth","token_set":"ts-1"},"ref":"gst-77","body":"<gst:fileRequest>` + figure + `</gst:fileRequest>"}`
+	if _, err := c.Enqueue(asynq.NewTask("gatewayq:call", []byte(payload)), asynq.Queue(q)); err != nil {
+		t.Fatal(err)
+	}
+	for _, show := range []bool{false, true} {
+		h, err := webui.New(webui.Options{Redis: opt, Username: testUser, Password: testPassword, ReadOnly: true, ShowPayloads: show,
+			Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		req := httptest.NewRequest(http.MethodGet, webui.RootPath+"/api/queues/"+q+"/pending_tasks", nil)
+		req.SetBasicAuth(testUser, testPassword)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		body := rec.Body.String()
+		if rec.Code != http.StatusOK || !strings.Contains(body, "gst-77") {
+			t.Fatalf("show_payloads %v: %d %s", show, rec.Code, body)
+		}
+		if shown := strings.Contains(body, "98765"); shown != show {
+			t.Errorf("show_payloads %v: the return's figures shown: %v\n%s", show, shown, body)
+		}
+	}
+}

@@ -364,7 +364,7 @@ func New(opts Options) (*Worker, error) {
 	hm.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	if m := cfg.Monitoring; m.Enabled {
 		ui, err := webui.New(webui.Options{Redis: AsynqRedis(cfg.Redis), Username: m.Username, Password: m.Password,
-			ReadOnly: m.ReadOnly, Logger: log.With("component", "monitoring")})
+			ReadOnly: m.ReadOnly, ShowPayloads: m.ShowPayloads, Logger: log.With("component", "monitoring")})
 		if err != nil {
 			_ = rdb.Close()
 			return nil, fmt.Errorf("monitoring: %w", err)
@@ -398,7 +398,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.listener = ln
 		w.mu.Unlock()
 		if w.ui != nil {
-			w.log.Info("monitoring UI served", "url", "http://"+ln.Addr().String()+webui.RootPath+"/", "read_only", w.cfg.Monitoring.ReadOnly)
+			w.log.Info("monitoring UI served", "url", "http://"+ln.Addr().String()+webui.RootPath+"/", "read_only", w.cfg.Monitoring.ReadOnly, "show_payloads", w.cfg.Monitoring.ShowPayloads)
 		}
 		go func() {
 			if err := w.health.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
