@@ -358,6 +358,14 @@ type Worker struct {
 	// HealthAddr is the host:port of the health and metrics listener.
 	// Required. Default ":8080".
 	HealthAddr string `yaml:"health_addr"`
+	// HealthCert and HealthKey are PEM files of a certificate (with any
+	// intermediates after it) and its key (owner-only): set both to serve
+	// the health listener (health, /metrics, the monitoring UI) over TLS
+	// 1.2+, so that the UI's Basic credentials and what it shows never
+	// cross the network in the clear. Probes and Prometheus then use
+	// https. SIGHUP reloads them. Zero values "": plain HTTP. Default "".
+	HealthCert string `yaml:"health_cert"`
+	HealthKey  string `yaml:"health_key"`
 	// AdminOnly runs the process for its listeners alone (health,
 	// /metrics, the monitoring UI, the ingest API) and the nightly
 	// scheduler: it takes no jobs (no asynq server, no reaper), so an
@@ -368,8 +376,9 @@ type Worker struct {
 
 // Monitoring is the operators' web UI (asynqmon: queues, tasks, failures)
 // that a worker serves under /monitoring on worker.health_addr, behind HTTP
-// Basic authentication. Basic sends the password with every request: put
-// the listener on a private network or behind a TLS-terminating proxy.
+// Basic authentication. Basic sends the password with every request: serve
+// the listener over TLS (worker.health_cert), or put it on a private
+// network or behind a TLS-terminating proxy.
 type Monitoring struct {
 	// Enabled mounts the UI. Zero value false: not served. Default false.
 	Enabled bool `yaml:"enabled"`

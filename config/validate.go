@@ -259,6 +259,9 @@ func (c *Config) ValidateFor(role Role) error {
 	}
 	positive(&es, "worker.result_retention", c.Worker.ResultRetention)
 	positive(&es, "worker.report_retention", c.Worker.ReportRetention)
+	if (c.Worker.HealthCert == "") != (c.Worker.HealthKey == "") {
+		es.add("worker.health_cert", errors.New("worker.health_cert and worker.health_key go together: set both to serve the health listener over TLS, or neither"))
+	}
 	if c.Worker.HealthAddr == "" {
 		es.add("worker.health_addr", errors.New("required (host:port, e.g. :8080)"))
 	} else if err := checkHostPort(c.Worker.HealthAddr, false); err != nil {

@@ -44,6 +44,11 @@ func TestValidateFields(t *testing.T) {
 		{name: "redis cluster needs a node, not just commas", mutate: func(c *Config) { c.Redis.Cluster, c.Redis.Addr = true, " , " }, fields: []string{"redis.addr"}},
 		{name: "redis cluster takes several seed nodes", mutate: func(c *Config) { c.Redis.Cluster, c.Redis.Addr = true, "r1:6379, r2:6379" }},
 		{name: "every redis cluster seed node is checked", mutate: func(c *Config) { c.Redis.Cluster, c.Redis.Addr = true, "r1:6379,r2" }, fields: []string{"redis.addr"}},
+		{name: "health cert without its key", mutate: func(c *Config) { c.Worker.HealthCert = "/etc/gatewayq/health.crt" }, fields: []string{"worker.health_cert"}},
+		{name: "health key without its cert", mutate: func(c *Config) { c.Worker.HealthKey = "/etc/gatewayq/health.key" }, fields: []string{"worker.health_cert"}},
+		{name: "health cert and key together", mutate: func(c *Config) {
+			c.Worker.HealthCert, c.Worker.HealthKey = "/etc/gatewayq/health.crt", "/etc/gatewayq/health.key"
+		}},
 		{name: "a list of nodes needs redis cluster", mutate: func(c *Config) { c.Redis.Addr = "r1:6379,r2:6379" }, fields: []string{"redis.addr"}},
 		{name: "redis key prefix empty", mutate: func(c *Config) { c.Redis.KeyPrefix = "" }, fields: []string{"redis.key_prefix"}},
 		{name: "redis key prefix with hash tag", mutate: func(c *Config) { c.Redis.KeyPrefix = "{gq}:" }, fields: []string{"redis.key_prefix"}},

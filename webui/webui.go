@@ -17,7 +17,8 @@
 // Options.ShowPayloads (monitoring.show_payloads) says otherwise.
 //
 // Basic authentication sends the password with every request; serve the UI
-// on a private listener or behind a proxy that terminates TLS.
+// over TLS (a worker does with worker.health_cert), on a private listener,
+// or behind a proxy that terminates TLS.
 package webui
 
 import (

@@ -6,6 +6,7 @@ package worker
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -44,17 +45,20 @@ type Options struct {
 
 // Worker is one worker process: it runs jobs until its context ends.
 type Worker struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	rdb     redis.UniversalClient
-	client  *gatewayclient.Client
-	srv     *asynq.Server
-	mux     *asynq.ServeMux
-	health  *http.Server
-	breaker *breaker.Fleet
-	reaper  *reaper.Reaper // gives dead workers' jobs back within seconds
-	ui      *webui.Handler // the monitoring UI, when monitoring.enabled
-	ingest  *ingest.Server // the HTTP ingest API, when ingest.enabled
+	cfg    *config.Config
+	log    *slog.Logger
+	rdb    redis.UniversalClient
+	client *gatewayclient.Client
+	srv    *asynq.Server
+	mux    *asynq.ServeMux
+	health *http.Server
+	// healthCert is the health listener's certificate when it serves TLS
+	// (worker.health_cert), swapped by Reload.
+	healthCert atomic.Pointer[tls.Certificate]
+	breaker    *breaker.Fleet
+	reaper     *reaper.Reaper // gives dead workers' jobs back within seconds
+	ui         *webui.Handler // the monitoring UI, when monitoring.enabled
+	ingest     *ingest.Server // the HTTP ingest API, when ingest.enabled
 
 	sched *batchScheduler // the scheduled batches, when schedule.batches is set
 
@@ -373,6 +377,15 @@ func New(opts Options) (*Worker, error) {
 		w.ui = ui
 	}
 	w.health = &http.Server{Handler: hm, ReadHeaderTimeout: 5 * time.Second}
+	hc, err := loadHealthCert(cfg.Worker)
+	if err != nil {
+		_ = rdb.Close()
+		return nil, err
+	}
+	if hc != nil {
+		w.healthCert.Store(hc)
+		w.health.TLSConfig = w.healthTLS()
+	}
 	if w.sched, err = newBatchScheduler(cfg, rdb, reg, log); err != nil {
 		_ = rdb.Close()
 		return nil, err
@@ -398,10 +411,15 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.listener = ln
 		w.mu.Unlock()
 		if w.ui != nil {
-			w.log.Info("monitoring UI served", "url", "http://"+ln.Addr().String()+webui.RootPath+"/", "read_only", w.cfg.Monitoring.ReadOnly, "show_payloads", w.cfg.Monitoring.ShowPayloads)
+			w.log.Info("monitoring UI served", "url", w.healthScheme()+"://"+ln.Addr().String()+webui.RootPath+"/", "read_only", w.cfg.Monitoring.ReadOnly, "show_payloads", w.cfg.Monitoring.ShowPayloads)
 		}
 		go func() {
-			if err := w.health.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serve := w.health.Serve
+			if w.health.TLSConfig != nil {
+				// ServeTLS takes the certificate from TLSConfig and adds HTTP/2.
+				serve = func(ln net.Listener) error { return w.health.ServeTLS(ln, "", "") }
+			}
+			if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				w.log.Error("health server stopped", "err", err)
 			}
 		}()

@@ -53,7 +53,8 @@ func run() error {
 }
 
 // reloadOnHangup reloads what can change without a restart (the ingest
-// listener's API keys and certificates) on every SIGHUP until ctx ends.
+// listener's API keys and certificates, the health listener's
+// certificate) on every SIGHUP until ctx ends.
 func reloadOnHangup(ctx context.Context, w *worker.Worker, configPath string, log *slog.Logger) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -72,7 +73,7 @@ func reloadOnHangup(ctx context.Context, w *worker.Worker, configPath string, lo
 			log.Error("SIGHUP: reload refused; the keys and certificates in use stay", "err", err)
 			continue
 		}
-		log.Info("SIGHUP: reloaded the ingest listener's keys and certificates; other settings take effect at a restart")
+		log.Info("SIGHUP: reloaded the ingest listener's keys and certificates and the health listener's certificate; other settings take effect at a restart")
 	}
 }
 
