@@ -448,7 +448,8 @@ func (s *Store) refreshLocked(ctx context.Context, id, raw string, ts TokenSet, 
 	marker := lk.marker
 	if lk.state == "suspect" {
 		// An earlier holder recorded that it was presenting this very
-		// refresh token, and stored nothing: it died or stalled. Presenting
+		// refresh token, and stored nothing: it died or stalled, or IR's
+		// answer never reached it. Presenting
 		// the token again would kill the set if IR consumed it; ask IR.
 		log.Warn("an earlier refresh of this token set did not finish; validating its refresh token before presenting it")
 		ictx, cancel := context.WithTimeout(ctx, s.policy.Timeout)
@@ -459,7 +460,7 @@ func (s *Store) refreshLocked(ctx context.Context, id, raw string, ts TokenSet, 
 			return TokenSet{}, fmt.Errorf("auth: token set %q: validating an interrupted refresh: %w", id, err)
 		}
 		if !active {
-			return s.kill(ctx, id, raw, lk, marker, "the refresh token was presented by a worker that stopped before storing the new set, and IR no longer accepts it", ErrInvalidGrant)
+			return s.kill(ctx, id, raw, lk, marker, "an earlier refresh presented the refresh token and never stored the set it bought (its answer was lost, or its worker stopped), and IR no longer accepts the token", ErrInvalidGrant)
 		}
 		ours := fmt.Sprintf("%s|%d|%d", tokenHash(ts.RefreshToken), lk.fence, s.now().UnixMilli())
 		st, err := commitScript.Run(ctx, s.rdb,

@@ -132,3 +132,43 @@ func TestRevokedConsentParksForReconsent(t *testing.T) {
 		}
 	}
 }
+
+// TestLostRefreshAnswerParksForReconsent: IR honours a refresh (the
+// refresh token is spent, a new set issued) and the answer is lost on the
+// way. Presenting the old refresh token again would be a reuse, which
+// kills the user's set at IR; the workers never do it. The next one to
+// need the set asks IR whether the token is still active (it is not),
+// marks the set dead, and every job is parked as needing re-consent.
+func TestLostRefreshAnswerParksForReconsent(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, sandbox.Options{AccessTokenTTL: 30 * time.Minute}, demo.Options{Concurrency: 4})
+	s.consent(t, "ts-carol", "carol")
+	s.sb.Advance(31 * time.Minute) // the access token is dead at IR; our copy looks fresh
+	if err := s.sb.SetFaults(sandbox.Faults{LoseRefresh: 1}); err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := demo.Generate(demo.GenerateOptions{Returns: 4, TokenSets: []string{"ts-carol"}, Seed: 5, BatchID: "lost-refresh"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.enqueueAll(t, b.Jobs)
+	s.runWorker(t)
+	s.runWorker(t)
+	s.waitFor(t, 2*time.Minute, "all parked", func(qi *asynq.QueueInfo) bool { return qi.Archived == len(b.Jobs) })
+	for _, o := range archivedOutcomes(t, s) {
+		if o.Class != gatewayclient.ClassAuth.String() {
+			t.Fatalf("parked as %s (%s), want auth", o.Class, o.Reason)
+		}
+	}
+	st := s.sb.Stats()
+	if st.RefreshesLost != 1 || st.OAuthCalls["token/refresh_token"] != 1 || st.RefreshReuse != 0 || st.TokenSetsKilled != 0 || st.Filed != 0 {
+		t.Fatalf("lost refreshes %d, refresh calls %d, reused %d, sets killed %d, filed %d: want 1, 1, 0, 0, 0",
+			st.RefreshesLost, st.OAuthCalls["token/refresh_token"], st.RefreshReuse, st.TokenSetsKilled, st.Filed)
+	}
+	for k, n := range st.RefreshPresentations {
+		if n > 1 {
+			t.Fatalf("refresh token %s presented %d times", k, n)
+		}
+	}
+	t.Logf("OAuth calls %v; parked: %s", st.OAuthCalls, archivedOutcomes(t, s)[0].Reason)
+}

@@ -194,7 +194,10 @@
 //
 // None of these spends a throttle token or touches the ledger. A File the
 // ledger accepts may then lose its answer (Faults.LoseResponse: reset;
-// Faults.HangAfterCommit: hang): filed, and the client cannot know. Fault
+// Faults.HangAfterCommit: hang): filed, and the client cannot know. An
+// OAuth refresh the server honours may lose its answer the same way
+// (Faults.LoseRefresh): the refresh token is spent and the new tokens
+// never arrive. Fault
 // draws come from one source seeded by Options.FaultSeed, so calls made one
 // at a time meet the same faults on every run.
 //

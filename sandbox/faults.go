@@ -42,6 +42,11 @@ type Faults struct {
 	// HangAfterCommit commits an accepted File to the ledger, then hangs
 	// like Hang.
 	HangAfterCommit float64 `json:"hangAfterCommit,omitempty"`
+	// LoseRefresh honours a refresh_token grant (the presented refresh
+	// token is used up, new tokens issued), then resets the connection:
+	// the client never sees the tokens it bought, and its refresh token is
+	// spent. Decided by a draw of its own, per refresh honoured.
+	LoseRefresh float64 `json:"loseRefresh,omitempty"`
 }
 
 // Validate names each probability outside [0, 1] and each group summing
@@ -54,6 +59,7 @@ func (f Faults) Validate() error {
 	}{
 		{"Hang", f.Hang}, {"Reset", f.Reset}, {"HTTP5xx", f.HTTP5xx},
 		{"LoseResponse", f.LoseResponse}, {"HangAfterCommit", f.HangAfterCommit},
+		{"LoseRefresh", f.LoseRefresh},
 	} {
 		if math.IsNaN(p.v) || p.v < 0 || p.v > 1 {
 			errs = append(errs, fmt.Errorf("sandbox: Faults.%s %g: must be in [0, 1]", p.name, p.v))
@@ -204,6 +210,13 @@ func (in *injector) afterCommit() faultKind {
 		return faultHangAfterCommit
 	}
 	return faultNone
+}
+
+// loseRefresh draws whether an honoured refresh loses its answer.
+func (in *injector) loseRefresh() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.faults.LoseRefresh > 0 && in.rng.Float64() < in.faults.LoseRefresh
 }
 
 // setOutage starts an outage answering status until until (zero: until

@@ -351,6 +351,8 @@ func TestFaultsValidate(t *testing.T) {
 		{"NaN", Faults{HTTP5xx: nan()}, "HTTP5xx"},
 		{"before-call sum", Faults{Hang: 0.5, Reset: 0.3, HTTP5xx: 0.3}, "Hang+Reset+HTTP5xx"},
 		{"after-commit sum", Faults{LoseResponse: 0.6, HangAfterCommit: 0.6}, "LoseResponse+HangAfterCommit"},
+		{"lost refreshes in range", Faults{LoseRefresh: 1, LoseResponse: 1, HTTP5xx: 1}, ""},
+		{"lost refreshes above one", Faults{LoseRefresh: 1.01}, "LoseRefresh"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

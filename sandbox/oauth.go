@@ -148,6 +148,7 @@ type oauthStats struct {
 	errors        map[string]int64
 	presentations map[string]int
 	reuse         int
+	lostRefreshes int
 	killed        int
 	revoked       int
 	issued        int
@@ -330,6 +331,13 @@ func (s *Sandbox) serveToken(w http.ResponseWriter, r *http.Request) {
 		done := s.oauth.enterRefresh(p["refresh_token"])
 		defer done()
 		reply, oe = s.oauth.rotate(p, client, now)
+		if oe == nil && s.inject.loseRefresh() {
+			// The refresh token is spent and the new set issued; the client
+			// learns neither.
+			s.oauth.lostRefresh()
+			reset(w)
+			return
+		}
 	case oracleGrantType:
 		switch p.word("oracle_token_action") {
 		case "validate":
@@ -845,6 +853,12 @@ func subset(a, b []string) bool {
 	return true
 }
 
+func (o *oauthServer) lostRefresh() {
+	o.mu.Lock()
+	o.st.lostRefreshes++
+	o.mu.Unlock()
+}
+
 // snapshot adds the OAuth counters to st.
 func (o *oauthServer) snapshot(st *Stats) {
 	o.mu.Lock()
@@ -853,6 +867,7 @@ func (o *oauthServer) snapshot(st *Stats) {
 	st.OAuthErrors = maps.Clone(o.st.errors)
 	st.RefreshPresentations = maps.Clone(o.st.presentations)
 	st.RefreshReuse = o.st.reuse
+	st.RefreshesLost = o.st.lostRefreshes
 	st.TokenSetsIssued = o.st.issued
 	st.TokenSetsKilled = o.st.killed
 	st.TokenSetsRevoked = o.st.revoked

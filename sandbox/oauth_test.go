@@ -950,3 +950,40 @@ func TestOAuthOptions(t *testing.T) {
 		})
 	}
 }
+
+// Faults.LoseRefresh: the refresh is honoured (its token spent, a new set
+// issued) and the answer never arrives; presenting the token again is then
+// a reuse, which kills the set, as at IR.
+func TestOAuthLostRefresh(t *testing.T) {
+	t.Parallel()
+	h := newOAuthHarness(t, Options{})
+	c := h.client("cloud-app", "cloud-secret")
+	first := c.login(t, "alice")
+	rt := first.str("refresh_token")
+	if err := h.s.SetFaults(Faults{LoseRefresh: 1}); err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPost, h.s.DesktopURL()+OAuthTokenPath,
+		strings.NewReader(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", c.basic())
+	if resp, err := c.noFollow.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("a lost refresh answered HTTP %d", resp.StatusCode)
+	}
+	st := h.s.Stats()
+	if st.RefreshesLost != 1 || st.RefreshPresentations[RefreshTokenKey(rt)] != 1 || st.TokenSetsKilled != 0 {
+		t.Fatalf("after the lost refresh: lost %d, presentations %d, killed %d; want 1, 1, 0",
+			st.RefreshesLost, st.RefreshPresentations[RefreshTokenKey(rt)], st.TokenSetsKilled)
+	}
+	if err := h.s.SetFaults(Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	wantError(t, c.refresh(t, rt), http.StatusBadRequest, "invalid_grant")
+	if st := h.s.Stats(); st.RefreshReuse != 1 || st.TokenSetsKilled != 1 {
+		t.Errorf("the spent token presented again: reuse %d, killed %d; want 1, 1", st.RefreshReuse, st.TokenSetsKilled)
+	}
+}

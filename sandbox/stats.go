@@ -69,6 +69,9 @@ type Stats struct {
 	// RefreshReuse counts refresh tokens presented again after being used
 	// (each token once, however often it came back).
 	RefreshReuse int `json:"refreshReuse"`
+	// RefreshesLost counts refreshes honoured whose answer was then
+	// withheld (Faults.LoseRefresh): their refresh tokens are spent.
+	RefreshesLost int `json:"refreshesLost"`
 	// TokenSetsIssued counts authorization codes redeemed: token sets
 	// begun.
 	TokenSetsIssued int `json:"tokenSetsIssued"`

@@ -92,6 +92,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&faults.HTTP5xx, "fault-5xx", 0, "probability a call is answered 500 or 502")
 	fs.Float64Var(&faults.LoseResponse, "fault-lose-response", 0, "probability an accepted File is filed, then its connection reset")
 	fs.Float64Var(&faults.HangAfterCommit, "fault-hang-after-commit", 0, "probability an accepted File is filed, then hangs")
+	fs.Float64Var(&faults.LoseRefresh, "fault-lose-refresh", 0, "probability an OAuth refresh is honoured (its refresh token spent), then its connection reset")
 	var serverNames, redirects stringList
 	fs.Var(&serverNames, "server-name", "extra DNS name or IP for the server certificate (repeatable)")
 	fs.Var(&redirects, "oauth-redirect-uri", "a redirect URI of the OAuth client (repeatable; default "+sandbox.DefaultOAuthRedirectURI+")")
@@ -148,8 +149,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "JWT sub:        %s\n", s.PKI().SigningThumbprint)
 	if faults != (sandbox.Faults{}) {
-		fmt.Fprintf(stdout, "faults:         hang %g reset %g 5xx %g lose-response %g hang-after-commit %g\n",
-			faults.Hang, faults.Reset, faults.HTTP5xx, faults.LoseResponse, faults.HangAfterCommit)
+		fmt.Fprintf(stdout, "faults:         hang %g reset %g 5xx %g lose-response %g hang-after-commit %g lose-refresh %g\n",
+			faults.Hang, faults.Reset, faults.HTTP5xx, faults.LoseResponse, faults.HangAfterCommit, faults.LoseRefresh)
 	}
 	client := s.OAuthClients()[0]
 	if secret != "" {
