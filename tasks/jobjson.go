@@ -272,26 +272,11 @@ func (d *fastDecoder) escapedString(start int) (string, bool) {
 		if j+1 >= len(d.data) {
 			return "", false
 		}
-		switch e := d.data[j+1]; e {
-		case '"', '\\', '/':
-			out = append(out, e)
+		switch e := d.data[j+1]; {
+		case unescape[e] != 0:
+			out = append(out, unescape[e])
 			j += 2
-		case 'b':
-			out = append(out, '\b')
-			j += 2
-		case 'f':
-			out = append(out, '\f')
-			j += 2
-		case 'n':
-			out = append(out, '\n')
-			j += 2
-		case 'r':
-			out = append(out, '\r')
-			j += 2
-		case 't':
-			out = append(out, '\t')
-			j += 2
-		case 'u':
+		case e == 'u':
 			r, ok := hex4(d.data[j+2:])
 			if !ok || (r >= 0xD800 && r <= 0xDFFF) {
 				// Surrogates (pairs, or lone ones encoding/json turns into
@@ -306,6 +291,10 @@ func (d *fastDecoder) escapedString(start int) (string, bool) {
 	}
 	return "", false
 }
+
+// unescape maps the character after a backslash to what it stands for;
+// zero for \u (read by hex4) and for anything JSON does not allow.
+var unescape = [256]byte{'"': '"', '\\': '\\', '/': '/', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}
 
 // hex4 reads the four hex digits of a \u escape.
 func hex4(b []byte) (rune, bool) {
