@@ -39,32 +39,44 @@ func ingestFiles(t *testing.T) config.Ingest {
 	return c
 }
 
+// startFromConfig serves c's ingest API, built by FromConfig, on a fresh
+// Redis prefix until the test ends.
+func startFromConfig(t *testing.T, c config.Ingest) (*ingest.Server, *env) {
+	t.Helper()
+	r := redistest.New(t)
+	ac := asynq.NewClient(asynq.RedisClientOpt{Addr: r.Addr})
+	t.Cleanup(func() { _ = ac.Close() })
+	insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: r.Addr})
+	t.Cleanup(func() { _ = insp.Close() })
+	logs := &syncbuf.Buffer{}
+	s, err := ingest.FromConfig(c, ingest.Deps{
+		Enqueuer: tasks.NewEnqueuer(ac, tasks.EnqueueOptions{QueuePrefix: r.Prefix}),
+		Finder:   jobstatus.New(insp, jobstatus.Options{QueuePrefix: r.Prefix}),
+		Redis:    r.Client, KeyPrefix: r.Prefix,
+		Logger: slog.New(slog.NewTextHandler(logs, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = s.Shutdown(ctx)
+	})
+	return s, &env{t: t, r: r, base: "https://" + s.Addr(), insp: insp, logs: logs}
+}
+
 func TestFromConfig(t *testing.T) {
 	t.Parallel()
 
 	t.Run("serves what the section says", func(t *testing.T) {
 		t.Parallel()
-		r := redistest.New(t)
 		c := ingestFiles(t)
 		c.APIKeys = "payroll:" + payrollKey + "\nhr:" + hrKey
-		ac := asynq.NewClient(asynq.RedisClientOpt{Addr: r.Addr})
-		defer ac.Close()
-		insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: r.Addr})
-		defer insp.Close()
-		logs := &syncbuf.Buffer{}
-		s, err := ingest.FromConfig(c, ingest.Deps{
-			Enqueuer: tasks.NewEnqueuer(ac, tasks.EnqueueOptions{QueuePrefix: r.Prefix}),
-			Finder:   jobstatus.New(insp, jobstatus.Options{QueuePrefix: r.Prefix}),
-			Redis:    r.Client, KeyPrefix: r.Prefix,
-			Logger: slog.New(slog.NewTextHandler(logs, nil)),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Start(); err != nil {
-			t.Fatal(err)
-		}
-		e := &env{t: t, r: r, base: "https://" + s.Addr(), insp: insp, logs: logs}
+		s, e := startFromConfig(t, c)
 		if res := e.post("/v1/jobs", mustJSON(t, gstJob(t, 1))); res.code != http.StatusAccepted {
 			t.Errorf("API key: %d %s", res.code, res.body)
 		}
@@ -119,32 +131,10 @@ func TestFromConfig(t *testing.T) {
 // restart, and refuses, keeping what is in use, a section it cannot take.
 func TestReload(t *testing.T) {
 	t.Parallel()
-	r := redistest.New(t)
 	c := ingestFiles(t)
 	c.APIKeys = "payroll:" + payrollKey
-	ac := asynq.NewClient(asynq.RedisClientOpt{Addr: r.Addr})
-	defer ac.Close()
-	insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: r.Addr})
-	defer insp.Close()
-	logs := &syncbuf.Buffer{}
-	s, err := ingest.FromConfig(c, ingest.Deps{
-		Enqueuer: tasks.NewEnqueuer(ac, tasks.EnqueueOptions{QueuePrefix: r.Prefix}),
-		Finder:   jobstatus.New(insp, jobstatus.Options{QueuePrefix: r.Prefix}),
-		Redis:    r.Client, KeyPrefix: r.Prefix,
-		Logger: slog.New(slog.NewTextHandler(logs, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = s.Shutdown(ctx)
-	}()
-	e := &env{t: t, r: r, base: "https://" + s.Addr(), insp: insp, logs: logs}
+	s, e := startFromConfig(t, c)
+	logs := e.logs
 	postWith := func(key string) int {
 		t.Helper()
 		res, err := e.request(client(nil), http.MethodPost, "/v1/jobs", mustJSON(t, gstJob(t, 1)), "Content-Type", "application/json", "X-API-Key", key)
