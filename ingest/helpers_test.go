@@ -192,16 +192,7 @@ func setup(t *testing.T, o setupOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
+	serve(t, srv)
 	return &env{t: t, r: r, base: "https://" + srv.Addr(), insp: insp, logs: logs}
 }
 
@@ -228,6 +219,21 @@ func (r response) json(t *testing.T, v any) {
 	if err := json.Unmarshal(r.body, v); err != nil {
 		t.Fatalf("answer is not JSON (%v): %s", err, r.body)
 	}
+}
+
+// serve starts s and shuts it down when the test ends.
+func serve(t *testing.T, s *ingest.Server) {
+	t.Helper()
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
 }
 
 // request sends a request; headers come in name, value pairs.

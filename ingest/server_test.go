@@ -58,14 +58,7 @@ func startFromConfig(t *testing.T, c config.Ingest) (*ingest.Server, *env) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = s.Shutdown(ctx)
-	})
+	serve(t, s)
 	return s, &env{t: t, r: r, base: "https://" + s.Addr(), insp: insp, logs: logs}
 }
 
