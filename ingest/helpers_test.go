@@ -156,13 +156,21 @@ type env struct {
 	logs *syncbuf.Buffer
 }
 
-func setup(t *testing.T, o setupOpts) *env {
+// queues gives the test its own Redis prefix, and an asynq client and
+// inspector on it, closed when the test ends.
+func queues(t *testing.T) (*redistest.Redis, *asynq.Client, *asynq.Inspector) {
 	t.Helper()
 	r := redistest.New(t)
 	ac := asynq.NewClient(asynq.RedisClientOpt{Addr: r.Addr})
 	t.Cleanup(func() { _ = ac.Close() })
 	insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: r.Addr})
 	t.Cleanup(func() { _ = insp.Close() })
+	return r, ac, insp
+}
+
+func setup(t *testing.T, o setupOpts) *env {
+	t.Helper()
+	r, ac, insp := queues(t)
 	logs := &syncbuf.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 

@@ -43,11 +43,7 @@ func ingestFiles(t *testing.T) config.Ingest {
 // Redis prefix until the test ends.
 func startFromConfig(t *testing.T, c config.Ingest) (*ingest.Server, *env) {
 	t.Helper()
-	r := redistest.New(t)
-	ac := asynq.NewClient(asynq.RedisClientOpt{Addr: r.Addr})
-	t.Cleanup(func() { _ = ac.Close() })
-	insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: r.Addr})
-	t.Cleanup(func() { _ = insp.Close() })
+	r, ac, insp := queues(t)
 	logs := &syncbuf.Buffer{}
 	s, err := ingest.FromConfig(c, ingest.Deps{
 		Enqueuer: tasks.NewEnqueuer(ac, tasks.EnqueueOptions{QueuePrefix: r.Prefix}),
