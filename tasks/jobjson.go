@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -239,7 +240,10 @@ func (d *fastDecoder) string() (string, bool) {
 // escapedString reads the rest of a string that has escapes, from its
 // first byte at start.
 func (d *fastDecoder) escapedString(start int) (string, bool) {
-	out := make([]byte, 0, len(d.data)-start)
+	// A Builder's buffer is not zeroed first and becomes the string
+	// without a copy: a body is several KB.
+	var out strings.Builder
+	out.Grow(len(d.data) - start)
 	j := start
 	for j < len(d.data) {
 		// Copy the run up to the next quote, backslash or control byte.
@@ -257,14 +261,14 @@ func (d *fastDecoder) escapedString(start int) (string, bool) {
 			// rune split by an escape: neither is worth handling here.
 			return "", false
 		}
-		out = append(out, seg...)
+		out.Write(seg)
 		if j >= len(d.data) {
 			return "", false
 		}
 		switch c := d.data[j]; {
 		case c == '"':
 			d.i = j + 1
-			return string(out), true
+			return out.String(), true
 		case c < 0x20:
 			return "", false
 		}
@@ -274,7 +278,7 @@ func (d *fastDecoder) escapedString(start int) (string, bool) {
 		}
 		switch e := d.data[j+1]; {
 		case unescape[e] != 0:
-			out = append(out, unescape[e])
+			out.WriteByte(unescape[e])
 			j += 2
 		case e == 'u':
 			r, ok := hex4(d.data[j+2:])
@@ -283,7 +287,7 @@ func (d *fastDecoder) escapedString(start int) (string, bool) {
 				// U+FFFD): fall back.
 				return "", false
 			}
-			out = utf8.AppendRune(out, r)
+			out.WriteRune(r)
 			j += 6
 		default:
 			return "", false
