@@ -235,6 +235,26 @@ func loadSection(c config.Ingest) (section, error) {
 	return section{keys: ks, clientCerts: pool != nil, tls: t}, nil
 }
 
+// Certificate is the certificate the listener presents now (after any
+// Reload); nil if it cannot tell.
+func (s *Server) Certificate() *x509.Certificate {
+	c := s.srv.TLSConfig
+	if s.reload != nil {
+		c = s.reload.tls.Load()
+	}
+	if c == nil || len(c.Certificates) == 0 {
+		return nil
+	}
+	if leaf := c.Certificates[0].Leaf; leaf != nil {
+		return leaf
+	}
+	leaf, err := x509.ParseCertificate(c.Certificates[0].Certificate[0])
+	if err != nil {
+		return nil
+	}
+	return leaf
+}
+
 // ErrReloadNeedsRestart is returned by Reload for a change of how
 // producers authenticate.
 var ErrReloadNeedsRestart = errors.New("ingest: a reload cannot change how producers authenticate (ingest.client_ca set or not, API keys or none): restart the worker")

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -293,6 +294,16 @@ func TestWorkerServesIngest(t *testing.T) {
 	}
 	if res := e.get(worker.BatchPathPrefix + "b-other"); res.code != http.StatusNotFound {
 		t.Errorf("unknown batch: %d %s", res.code, res.body)
+	}
+	// The listener's certificate is in the worker's expiry metric.
+	metrics, err := http.Get("http://" + w.HealthAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, _ := io.ReadAll(metrics.Body)
+	metrics.Body.Close()
+	if !strings.Contains(string(mb), `gatewayq_certificate_expiry_seconds{cert="ingest.cert"}`) {
+		t.Error("/metrics has no expiry for ingest.cert")
 	}
 	// What cmd/worker does on SIGHUP: the keys change without a restart;
 	// turning the listener off does not.

@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -130,22 +131,53 @@ func readCertificate(path string) (*x509.Certificate, error) {
 // left before each certificate expires, negative once it has.
 type certCollector struct {
 	certs []*certificate
-	desc  *prometheus.Desc
+	// listeners, when set, gives the listeners' own certificates as they
+	// are now (a reload can replace them): exported, but not part of
+	// readiness, since an expired ingest or health certificate stops no
+	// filing.
+	listeners func() []*certificate
+	desc      *prometheus.Desc
 }
 
-func newCertCollector(certs []*certificate) certCollector {
-	return certCollector{certs: certs, desc: prometheus.NewDesc("gatewayq_certificate_expiry_seconds",
-		"Seconds until the certificate expires (negative once expired), by the config field naming it (tls.client_cert, m2m.signing_cert).",
+func newCertCollector(certs []*certificate) *certCollector {
+	return &certCollector{certs: certs, desc: prometheus.NewDesc("gatewayq_certificate_expiry_seconds",
+		"Seconds until the certificate expires (negative once expired), by the config field naming it (tls.client_cert, m2m.signing_cert, ingest.cert, worker.health_cert).",
 		[]string{"cert"}, nil)}
 }
 
-func (c certCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *certCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
-func (c certCollector) Collect(ch chan<- prometheus.Metric) {
+func (c *certCollector) Collect(ch chan<- prometheus.Metric) {
 	now := time.Now()
-	for _, cert := range c.certs {
+	certs := c.certs
+	if c.listeners != nil {
+		certs = append(slices.Clip(certs), c.listeners()...)
+	}
+	for _, cert := range certs {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, cert.notAfter.Sub(now).Seconds(), cert.field)
 	}
+}
+
+// listenerCerts are the certificates the worker's own listeners present
+// now: the ingest API's (ingest.cert) and the health listener's
+// (worker.health_cert), when they serve TLS.
+func (w *Worker) listenerCerts() []*certificate {
+	var cs []*certificate
+	if w.ingest != nil {
+		if leaf := w.ingest.Certificate(); leaf != nil {
+			cs = append(cs, newCertificate("ingest.cert", w.cfg.Ingest.Cert, leaf))
+		}
+	}
+	if hc := w.healthCert.Load(); hc != nil {
+		leaf := hc.Leaf
+		if leaf == nil {
+			leaf, _ = x509.ParseCertificate(hc.Certificate[0])
+		}
+		if leaf != nil {
+			cs = append(cs, newCertificate("worker.health_cert", w.cfg.Worker.HealthCert, leaf))
+		}
+	}
+	return cs
 }
 
 // CertStatus is one certificate in /readyz's answer.

@@ -3,6 +3,7 @@ package worker_test
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -71,6 +72,22 @@ func TestHealthListenerOverTLS(t *testing.T) {
 		defer conn.Close()
 		return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
 	}
+	expiry := func() float64 {
+		t.Helper()
+		resp, err := verified.Get("https://" + addr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sample(t, string(b), `gatewayq_certificate_expiry_seconds{cert="worker.health_cert"}`)
+	}
+	if left := expiry(); left < 300*24*3600 { // the sandbox's certificates last a year
+		t.Errorf("health certificate expires in %.0f s by /metrics, want about a year", left)
+	}
 	first := served()
 	next := *cfg
 	next.Worker.HealthCert, next.Worker.HealthKey = clientCert(t, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
@@ -80,6 +97,9 @@ func TestHealthListenerOverTLS(t *testing.T) {
 	rotated := served()
 	if rotated == first {
 		t.Errorf("still serving certificate %s after Reload", first)
+	}
+	if left := expiry(); left > 25*3600 || left < 23*3600 { // the next one lasts a day
+		t.Errorf("health certificate expires in %.0f s by /metrics after Reload, want about a day", left)
 	}
 	plain := *cfg
 	plain.Worker.HealthCert, plain.Worker.HealthKey = "", ""

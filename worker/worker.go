@@ -306,7 +306,8 @@ func New(opts Options) (*Worker, error) {
 		_ = rdb.Close()
 		return nil, err
 	}
-	reg.MustRegister(newCertCollector(certs))
+	certMetric := newCertCollector(certs)
+	reg.MustRegister(certMetric)
 	limiter, err := Limiter(cfg, rdb, keys, budget, log, ratelimit.NewMetrics(reg))
 	if err != nil {
 		_ = rdb.Close()
@@ -386,6 +387,7 @@ func New(opts Options) (*Worker, error) {
 		w.healthCert.Store(hc)
 		w.health.TLSConfig = w.healthTLS()
 	}
+	certMetric.listeners = w.listenerCerts
 	if w.sched, err = newBatchScheduler(cfg, rdb, reg, log); err != nil {
 		_ = rdb.Close()
 		return nil, err
