@@ -2,8 +2,9 @@
 // bulk and redrive queues in Redis and runs them against IR's gateway
 // until SIGINT or SIGTERM, then stops taking jobs and lets those in flight
 // finish (worker.shutdown_timeout). SIGHUP reloads the ingest listener's
-// API keys, certificate and client CAs from the config (see
-// Worker.Reload); other settings take effect at a restart.
+// API keys, certificate and client CAs and the health listener's
+// certificate from the config (see Worker.Reload); other settings take
+// effect at a restart.
 //
 //	worker --config gatewayq.yaml
 //
