@@ -419,7 +419,7 @@ func (s *Summary) Print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  returns filed        %d\n", s.Filed)
 	fmt.Fprintf(w, "  account look-ups     %d\n", s.LookedUp)
-	fmt.Fprintf(w, "  failed (parked)      %d\n", s.Failed)
+	fmt.Fprintf(w, "  failed               %d\n", s.Failed)
 	for _, k := range sortedKeys(s.FailedByCause) {
 		fmt.Fprintf(w, "    %-60s %d\n", k, s.FailedByCause[k])
 	}
