@@ -137,7 +137,13 @@ func readyz(t *testing.T, addr string) (int, worker.Readiness) {
 // scrape returns the text of w's /metrics.
 func scrape(t *testing.T, addr string) string {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
+	return scrapeURL(t, http.DefaultClient, "http://"+addr+"/metrics")
+}
+
+// scrapeURL reads a /metrics page through c.
+func scrapeURL(t *testing.T, c *http.Client, url string) string {
+	t.Helper()
+	resp, err := c.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package worker_test
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -78,16 +77,7 @@ func TestHealthListenerOverTLS(t *testing.T) {
 	}
 	expiry := func() float64 {
 		t.Helper()
-		resp, err := verified.Get("https://" + addr + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return sample(t, string(b), `gatewayq_certificate_expiry_seconds{cert="worker.health_cert"}`)
+		return sample(t, scrapeURL(t, verified, "https://"+addr+"/metrics"), `gatewayq_certificate_expiry_seconds{cert="worker.health_cert"}`)
 	}
 	if left := expiry(); left < 300*24*3600 { // the sandbox's certificates last a year
 		t.Errorf("health certificate expires in %.0f s by /metrics, want about a year", left)
