@@ -123,9 +123,6 @@ func checkPayload(op Operation, payload []byte) ([]byte, error) {
 		}
 		return "", false
 	}
-	sameName := func(a, b xmltok.Name) bool {
-		return bytes.Equal(a.Prefix, b.Prefix) && bytes.Equal(a.Local, b.Local)
-	}
 	for {
 		kind, err := t.Next()
 		if err != nil {
@@ -160,7 +157,7 @@ func checkPayload(op Operation, payload []byte) ([]byte, error) {
 			scope := map[string]string{}
 			for i, a := range attrs {
 				for _, b := range attrs[:i] {
-					if sameName(a.Name, b.Name) {
+					if a.Name.Equal(b.Name) {
 						return nil, invalid(fmt.Sprintf("element %s repeats attribute %s", local, a.Name.Local), nil)
 					}
 				}
@@ -204,7 +201,7 @@ func checkPayload(op Operation, payload []byte) ([]byte, error) {
 				root = xml.Name{Space: ns, Local: local}
 			}
 		case xmltok.EndElement:
-			if len(stack) == 0 || !sameName(stack[len(stack)-1], t.Name()) {
+			if len(stack) == 0 || !stack[len(stack)-1].Equal(t.Name()) {
 				return nil, invalid("mismatched end tag", nil)
 			}
 			stack = stack[:len(stack)-1]

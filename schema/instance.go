@@ -201,7 +201,7 @@ func parseInstance(doc []byte) (root *inode, notes []Problem, err error) {
 				return nil, nil, wfAt(tz, "end tag </%s> without a start tag", rawName(name))
 			}
 			top := stack[len(stack)-1]
-			if !bytes.Equal(top.raw.Prefix, name.Prefix) || !bytes.Equal(top.raw.Local, name.Local) {
+			if !top.raw.Equal(name) {
 				return nil, nil, wfAt(tz, "end tag </%s> does not match <%s> (line %d)", rawName(name), rawName(top.raw), top.n.line)
 			}
 			if k := len(kids) - top.kids; k > 0 {

@@ -1,7 +1,6 @@
 package tasks
 
 import (
-	"bytes"
 	"fmt"
 	"slices"
 	"strings"
@@ -95,7 +94,7 @@ func ExtractNaturalKey(payload []byte) (NaturalKey, error) {
 			}
 		case xmltok.EndElement:
 			n := t.Name()
-			if len(open) == 0 || !bytes.Equal(open[len(open)-1].Prefix, n.Prefix) || !bytes.Equal(open[len(open)-1].Local, n.Local) {
+			if len(open) == 0 || !open[len(open)-1].Equal(n) {
 				line, _ := t.Pos()
 				return k, fmt.Errorf("payload is not well-formed XML: line %d: unexpected end element", line)
 			}

@@ -88,6 +88,12 @@ type Name struct {
 	Local  []byte
 }
 
+// Equal reports whether n and o are written alike: what an end tag must be
+// to close a start tag, and what makes two attributes of one tag repeats.
+func (n Name) Equal(o Name) bool {
+	return bytes.Equal(n.Prefix, o.Prefix) && bytes.Equal(n.Local, o.Local)
+}
+
 // Attr is an attribute of a start tag, with its value decoded and
 // normalised.
 type Attr struct {
