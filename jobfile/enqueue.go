@@ -248,7 +248,7 @@ func Enqueue(ctx context.Context, r io.Reader, enq *tasks.Enqueuer, opts Enqueue
 	wg.Wait()
 	if run.marker != nil {
 		fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		run.flushMarks(fctx, run.takeMarks(0))
+		run.flushMarks(fctx, run.takeMarks())
 		fcancel()
 	}
 	if rest := run.takeUnrecorded(); len(rest) > 0 {
@@ -475,17 +475,18 @@ func (r *run) keep(ctx context.Context, stop context.CancelCauseFunc, line int, 
 func (r *run) mark(ctx context.Context, m ledger.Mark) {
 	r.mu.Lock()
 	r.marks = append(r.marks, m)
+	var full []ledger.Mark
+	if len(r.marks) >= recordEvery {
+		full, r.marks = r.marks, nil
+	}
 	r.mu.Unlock()
-	r.flushMarks(ctx, r.takeMarks(recordEvery))
+	r.flushMarks(ctx, full)
 }
 
-// takeMarks takes the marks waiting, if there are at least atLeast of them.
-func (r *run) takeMarks(atLeast int) []ledger.Mark {
+// takeMarks takes the marks still waiting.
+func (r *run) takeMarks() []ledger.Mark {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.marks) == 0 || len(r.marks) < atLeast {
-		return nil
-	}
 	ms := r.marks
 	r.marks = nil
 	return ms
