@@ -172,14 +172,20 @@ func NewTask(j *Job, opts ...asynq.Option) (*asynq.Task, error) {
 // QueueRedrive). A job already known by its ID is reported as a
 // Duplicate, not an error. Validation errors wrap ErrInvalidJob.
 func (e *Enqueuer) Enqueue(ctx context.Context, j *Job, queue string, opts ...asynq.Option) (Enqueued, error) {
-	if err := CheckQueue(queue); err != nil {
-		return Enqueued{}, err
-	}
-	p, err := Prepare(j)
+	p, err := prepareFor(j, queue)
 	if err != nil {
 		return Enqueued{}, err
 	}
 	return e.EnqueuePrepared(ctx, p, queue, opts...)
+}
+
+// prepareFor checks queue, then prepares j: a bad queue is refused before
+// validation's cost.
+func prepareFor(j *Job, queue string) (*Prepared, error) {
+	if err := CheckQueue(queue); err != nil {
+		return nil, err
+	}
+	return Prepare(j)
 }
 
 // EnqueuePrepared is Enqueue for a job already prepared (and so
@@ -213,10 +219,7 @@ func (e *Enqueuer) BatchMarker() QueueMarks {
 // File, an Enqueuer without a ledger), for a caller that records many at
 // once through BatchMarker. A bulk enqueue does, saving a round trip a job.
 func (e *Enqueuer) EnqueueUnmarked(ctx context.Context, j *Job, queue string, opts ...asynq.Option) (Enqueued, *ledger.Mark, error) {
-	if err := CheckQueue(queue); err != nil {
-		return Enqueued{}, nil, err
-	}
-	p, err := Prepare(j)
+	p, err := prepareFor(j, queue)
 	if err != nil {
 		return Enqueued{}, nil, err
 	}
