@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -457,29 +458,12 @@ func (d decimal) sign() int {
 func (d decimal) cmp(e decimal) int {
 	ds, es := d.sign(), e.sign()
 	if ds != es || ds == 0 {
-		return compareInts(ds, es)
+		return cmp.Compare(ds, es)
 	}
 	// Same sign: compare magnitudes. A longer integer part is larger; then
 	// digit by digit, the fraction's included (no trailing zeros, so
 	// "5" < "51" is 0.5 < 0.51).
-	m := compareInts(len(d.ip), len(e.ip))
-	if m == 0 {
-		m = strings.Compare(d.ip, e.ip)
-	}
-	if m == 0 {
-		m = strings.Compare(d.fp, e.fp)
-	}
-	return ds * m
-}
-
-func compareInts(a, b int) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+	return ds * cmp.Or(cmp.Compare(len(d.ip), len(e.ip)), strings.Compare(d.ip, e.ip), strings.Compare(d.fp, e.fp))
 }
 
 // Time lexical forms. Years have at least four digits, no leading zeros
